@@ -1,0 +1,64 @@
+// `channels.wecom` configuration: parsed and validated once, at instance creation, with messages
+// that name the key and the fix. Everything downstream trusts it.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "crypto/crypto.h"
+
+namespace cwc::config {
+
+enum class DmPolicy { Pairing, Allowlist, Open, Disabled };
+enum class GroupPolicy { Open, Allowlist, Disabled };
+
+std::string_view to_string(DmPolicy policy);
+std::string_view to_string(GroupPolicy policy);
+
+struct GroupSettings {
+  std::optional<bool> require_mention;
+  std::optional<bool> enabled;
+};
+
+struct AccountConfig {
+  std::string id;             // "default" for the single-account form
+  std::string name;
+  bool enabled = true;
+  std::string webhook_path = "/wecom";
+  std::string token;
+  crypto::AesKey aes_key{{}};
+  std::string receive_id;
+  std::optional<std::string> welcome_text;
+  DmPolicy dm_policy = DmPolicy::Pairing;
+  std::vector<std::string> dm_allow_from;
+  GroupPolicy group_policy = GroupPolicy::Open;
+  std::vector<std::string> group_allow_from;
+  std::map<std::string, GroupSettings> groups;
+  std::string stream_placeholder = "1";
+  std::size_t max_body_bytes = 1024 * 1024;
+  int stream_ttl_seconds = 600;
+  int refresh_warn_seconds = 5;
+};
+
+struct ChannelConfig {
+  bool enabled = true;
+  std::string default_account;
+  std::vector<AccountConfig> accounts;  // in configuration order, disabled ones included
+  std::size_t max_open_streams = 10000;
+
+  const AccountConfig* find_account(std::string_view id) const;
+};
+
+inline constexpr std::string_view kDefaultAccountId = "default";
+inline constexpr std::string_view kDefaultWebhookPath = "/wecom";
+
+// Parses the JSON of `channels.wecom`. Errors are ErrorKind::Config with the message
+// "channels.wecom.<key> ...: <fix>".
+Result<ChannelConfig> parse_channel_config(std::string_view json_text);
+
+}  // namespace cwc::config

@@ -1,0 +1,228 @@
+#include "envelope/envelope.h"
+
+#include <nlohmann/json.hpp>
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <cctype>
+
+namespace cwc::envelope {
+namespace {
+
+using nlohmann::json;
+
+// WeCom's values are short: a 40-char signature, a 10-digit timestamp, a short nonce and an
+// echostr of a few hundred bytes. Anything far larger is not WeCom.
+constexpr std::size_t kMaxParamBytes = 4096;
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string_view trim_leading_blank(std::string_view s) {
+  std::size_t i = 0;
+  // A UTF-8 BOM is tolerated before the body, as some proxies add one.
+  if (s.substr(0, 3) == "\xEF\xBB\xBF") i = 3;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+  return s.substr(i);
+}
+
+// True when the text holds "<!DOCTYPE" or "<!ENTITY" (any case) anywhere.
+bool has_markup_declaration(std::string_view text) {
+  for (std::size_t pos = text.find("<!"); pos != std::string_view::npos; pos = text.find("<!", pos + 2)) {
+    for (std::string_view keyword : {std::string_view("DOCTYPE"), std::string_view("ENTITY")}) {
+      std::string_view candidate = text.substr(pos + 2, keyword.size());
+      if (candidate.size() == keyword.size() &&
+          std::equal(candidate.begin(), candidate.end(), keyword.begin(), [](char a, char b) {
+            return std::toupper(static_cast<unsigned char>(a)) == b;
+          })) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string xml_text(const pugi::xml_node& node) {
+  // child_value() covers both PCDATA and CDATA children.
+  return node.child_value();
+}
+
+}  // namespace
+
+std::optional<std::string> percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != '%') {
+      out += c;
+      continue;
+    }
+    if (i + 2 >= text.size()) return std::nullopt;
+    const int hi = hex_value(text[i + 1]);
+    const int lo = hex_value(text[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+Result<std::vector<QueryParam>> parse_query(std::string_view query) {
+  std::vector<QueryParam> params;
+  std::size_t pos = 0;
+  while (pos <= query.size()) {
+    std::size_t amp = query.find('&', pos);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view part = query.substr(pos, amp - pos);
+    pos = amp + 1;
+    if (part.empty()) continue;
+    const std::size_t eq = part.find('=');
+    std::string_view raw_name = part.substr(0, eq);
+    std::string_view raw_value = eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
+    auto name = percent_decode(raw_name);
+    if (!name) return make_error(ErrorKind::BadQuery, "bad percent-encoding in a parameter name");
+    auto value = percent_decode(raw_value);
+    if (!value) {
+      return make_error(ErrorKind::BadQuery, "bad percent-encoding in parameter " + *name);
+    }
+    params.push_back({std::move(*name), std::move(*value)});
+  }
+  return params;
+}
+
+Result<SignedQuery> parse_signed_query(std::string_view query, bool want_echostr) {
+  auto params = parse_query(query);
+  if (!params) return params.error();
+  SignedQuery out;
+  struct Slot {
+    std::string_view name;
+    std::string* target;
+    bool seen = false;
+  };
+  std::vector<Slot> slots = {{"msg_signature", &out.msg_signature},
+                             {"timestamp", &out.timestamp},
+                             {"nonce", &out.nonce}};
+  if (want_echostr) slots.push_back({"echostr", &out.echostr});
+  for (auto& param : *params) {
+    for (auto& slot : slots) {
+      if (param.name != slot.name) continue;
+      if (slot.seen) {
+        // Two different values would make "which one was signed" ambiguous.
+        return make_error(ErrorKind::BadQuery, "duplicate query param " + std::string(slot.name));
+      }
+      if (param.value.size() > kMaxParamBytes) {
+        return make_error(ErrorKind::BadQuery, "query param " + std::string(slot.name) + " longer than " +
+                                                   std::to_string(kMaxParamBytes) + " bytes");
+      }
+      slot.seen = true;
+      *slot.target = std::move(param.value);
+    }
+  }
+  std::string missing;
+  for (const auto& slot : slots) {
+    if (slot.seen && !slot.target->empty()) continue;
+    if (!missing.empty()) missing += ", ";
+    missing += slot.name;
+  }
+  if (!missing.empty()) return make_error(ErrorKind::MissingQueryParams, missing);
+  if (out.timestamp.size() > 20 ||
+      !std::all_of(out.timestamp.begin(), out.timestamp.end(),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
+    return make_error(ErrorKind::BadQuery, "timestamp is not a decimal number");
+  }
+  return out;
+}
+
+Result<RequestEnvelope> parse_request_envelope(std::string_view body) {
+  std::string_view text = trim_leading_blank(body);
+  if (text.empty()) return make_error(ErrorKind::BadBody, "empty body (expected {\"encrypt\": ...})");
+  if (text.front() == '{') {
+    json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded() || !doc.is_object()) {
+      return make_error(ErrorKind::BadBody, "body is not valid JSON");
+    }
+    auto it = doc.find("encrypt");
+    if (it == doc.end()) it = doc.find("Encrypt");
+    if (it == doc.end()) return make_error(ErrorKind::BadBody, "JSON body has no \"encrypt\" field");
+    if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
+      return make_error(ErrorKind::BadBody, "JSON \"encrypt\" is not a non-empty string");
+    }
+    return RequestEnvelope{Format::Json, it->get<std::string>()};
+  }
+  if (text.front() == '<') {
+    // pugixml never fetches external entities, but a DTD has no business in a WeCom envelope,
+    // and rejecting it early keeps entity games out of the picture entirely.
+    if (has_markup_declaration(text)) {
+      return make_error(ErrorKind::BadBody, "XML body with a DTD or entity declaration is not accepted");
+    }
+    pugi::xml_document doc;
+    auto result = doc.load_buffer(text.data(), text.size(), pugi::parse_default & ~pugi::parse_doctype);
+    if (!result) return make_error(ErrorKind::BadBody, std::string("body is not valid XML: ") + result.description());
+    pugi::xml_node root = doc.document_element();
+    pugi::xml_node node = root.child("Encrypt");
+    if (!node) return make_error(ErrorKind::BadBody, "XML body has no <Encrypt> element");
+    std::string encrypt = xml_text(node);
+    if (encrypt.empty()) return make_error(ErrorKind::BadBody, "XML <Encrypt> is empty");
+    return RequestEnvelope{Format::Xml, std::move(encrypt)};
+  }
+  return make_error(ErrorKind::BadBody, "body is neither JSON nor XML");
+}
+
+std::string build_reply_envelope(Format format, std::string_view encrypt, std::string_view signature,
+                                 std::string_view timestamp, std::string_view nonce) {
+  if (format == Format::Json) {
+    nlohmann::ordered_json doc = {{"encrypt", encrypt}, {"msgsignature", signature}, {"timestamp", timestamp}, {"nonce", nonce}};
+    return doc.dump();
+  }
+  pugi::xml_document doc;
+  pugi::xml_node root = doc.append_child("xml");
+  root.append_child("Encrypt").append_child(pugi::node_cdata).set_value(std::string(encrypt).c_str());
+  root.append_child("MsgSignature").append_child(pugi::node_cdata).set_value(std::string(signature).c_str());
+  root.append_child("TimeStamp").append_child(pugi::node_pcdata).set_value(std::string(timestamp).c_str());
+  root.append_child("Nonce").append_child(pugi::node_cdata).set_value(std::string(nonce).c_str());
+  struct StringWriter : pugi::xml_writer {
+    std::string out;
+    void write(const void* data, std::size_t size) override { out.append(static_cast<const char*>(data), size); }
+  } writer;
+  doc.save(writer, "", pugi::format_raw | pugi::format_no_declaration);
+  return writer.out;
+}
+
+Result<ReplyEnvelope> parse_reply_envelope(std::string_view body) {
+  std::string_view text = trim_leading_blank(body);
+  if (text.empty()) return make_error(ErrorKind::BadBody, "empty reply");
+  if (text.front() == '{') {
+    json doc = json::parse(text.begin(), text.end(), nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) return make_error(ErrorKind::BadBody, "reply is not valid JSON");
+    ReplyEnvelope out{Format::Json, {}, {}, {}, {}};
+    auto get = [&](const char* key, std::string& target) {
+      auto it = doc.find(key);
+      if (it == doc.end()) return false;
+      if (it->is_string()) target = it->get<std::string>();
+      else if (it->is_number_integer()) target = std::to_string(it->get<long long>());
+      else return false;
+      return true;
+    };
+    if (!get("encrypt", out.encrypt) || !get("msgsignature", out.signature) ||
+        !get("timestamp", out.timestamp) || !get("nonce", out.nonce)) {
+      return make_error(ErrorKind::BadBody, "reply lacks encrypt/msgsignature/timestamp/nonce");
+    }
+    return out;
+  }
+  pugi::xml_document doc;
+  if (!doc.load_buffer(text.data(), text.size())) return make_error(ErrorKind::BadBody, "reply is not valid XML");
+  pugi::xml_node root = doc.document_element();
+  ReplyEnvelope out{Format::Xml, xml_text(root.child("Encrypt")), xml_text(root.child("MsgSignature")),
+                    xml_text(root.child("TimeStamp")), xml_text(root.child("Nonce"))};
+  if (out.encrypt.empty() || out.signature.empty()) {
+    return make_error(ErrorKind::BadBody, "reply lacks Encrypt/MsgSignature");
+  }
+  return out;
+}
+
+}  // namespace cwc::envelope

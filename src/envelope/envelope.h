@@ -1,0 +1,67 @@
+// The outer layer of a WeCom webhook: the query string (msg_signature, timestamp, nonce,
+// echostr) and the body envelope that carries the ciphertext, as JSON {"encrypt": ...} or XML
+// <xml><Encrypt>...</Encrypt></xml>; and the signed reply envelope in the same format.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+
+namespace cwc::envelope {
+
+// Percent-decodes a query component. '+' stays '+': none of WeCom's parameters contains a space,
+// but base64 `echostr` does contain '+', which proxies and SDKs sometimes leave unencoded.
+std::optional<std::string> percent_decode(std::string_view text);
+
+struct QueryParam {
+  std::string name;
+  std::string value;
+};
+
+// Splits and decodes "a=1&b=2". Errors: BadQuery for undecodable components.
+Result<std::vector<QueryParam>> parse_query(std::string_view query);
+
+// The signed parameters of a webhook request.
+struct SignedQuery {
+  std::string msg_signature;
+  std::string timestamp;
+  std::string nonce;
+  std::string echostr;  // GET (VerifyURL) only
+};
+
+// Extracts msg_signature, timestamp, nonce (and echostr when `want_echostr`). Errors:
+// MissingQueryParams naming every missing one ("msg_signature, nonce"), BadQuery for a duplicate
+// parameter, a non-numeric timestamp or an oversized value.
+Result<SignedQuery> parse_signed_query(std::string_view query, bool want_echostr);
+
+enum class Format { Json, Xml };
+
+struct RequestEnvelope {
+  Format format;
+  std::string encrypt;
+};
+
+// Detects the format from the body (first non-blank byte '{' or '<') and extracts the
+// ciphertext. XML with a DOCTYPE is rejected (no DTDs, no entity tricks).
+Result<RequestEnvelope> parse_request_envelope(std::string_view body);
+
+// The signed reply: {"encrypt","msgsignature","timestamp","nonce"} or the XML equivalent.
+std::string build_reply_envelope(Format format, std::string_view encrypt,
+                                 std::string_view signature, std::string_view timestamp,
+                                 std::string_view nonce);
+
+struct ReplyEnvelope {
+  Format format;
+  std::string encrypt;
+  std::string signature;
+  std::string timestamp;
+  std::string nonce;
+};
+
+// Parses a reply envelope (what WeCom, the simulator and tests receive).
+Result<ReplyEnvelope> parse_reply_envelope(std::string_view body);
+
+}  // namespace cwc::envelope

@@ -1,0 +1,262 @@
+#include "message/message.h"
+
+#include <nlohmann/json.hpp>
+#include <pugixml.hpp>
+
+namespace cwc::message {
+namespace {
+
+using nlohmann::json;
+
+// Bound on what we accept from a decrypted message: WeCom's ids and urls are short; text is
+// capped by WeCom itself far below this.
+constexpr std::size_t kMaxIdBytes = 512;
+
+Error bad(std::string detail) { return make_error(ErrorKind::BadMessage, std::move(detail)); }
+
+// A string member or "" when absent; a non-string value is an error.
+Result<std::string> string_member(const json& obj, const char* key, const char* where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return std::string();
+  if (it->is_string()) return it->get<std::string>();
+  // msgid has been seen as a number in classic callbacks.
+  if (it->is_number_integer()) return std::to_string(it->get<long long>());
+  if (it->is_number_unsigned()) return std::to_string(it->get<unsigned long long>());
+  return bad(std::string(where) + key + " is not a string");
+}
+
+const json* object_member(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_object()) return nullptr;
+  return &*it;
+}
+
+MsgType type_of(std::string_view msgtype) {
+  if (msgtype == "text") return MsgType::Text;
+  if (msgtype == "mixed") return MsgType::Mixed;
+  if (msgtype == "image") return MsgType::Image;
+  if (msgtype == "voice") return MsgType::Voice;
+  if (msgtype == "file") return MsgType::File;
+  if (msgtype == "stream") return MsgType::StreamRefresh;
+  if (msgtype == "event") return MsgType::Event;
+  return MsgType::Unsupported;
+}
+
+std::string quote_text_of(const json& quote) {
+  std::string type = quote.value("msgtype", "");
+  if (const json* t = object_member(quote, "text")) return t->value("content", "");
+  if (const json* v = object_member(quote, "voice")) return v->value("content", "");
+  if (const json* m = object_member(quote, "mixed")) {
+    std::string out;
+    if (auto items = m->find("msg_item"); items != m->end() && items->is_array()) {
+      for (const auto& item : *items) {
+        if (!item.is_object() || item.value("msgtype", "") != "text") continue;
+        if (const json* t = object_member(item, "text")) {
+          if (!out.empty()) out += '\n';
+          out += t->value("content", "");
+        }
+      }
+    }
+    return out;
+  }
+  if (type == "image") return "[image]";
+  if (type == "file") return "[file]";
+  return {};
+}
+
+Result<Message> parse_json_message(std::string_view plaintext) {
+  json doc = json::parse(plaintext.begin(), plaintext.end(), nullptr, false);
+  if (doc.is_discarded()) return bad("decrypted message is not valid JSON");
+  if (!doc.is_object()) return bad("decrypted message is not a JSON object");
+  Message msg;
+  try {
+    auto msgtype = string_member(doc, "msgtype", "");
+    if (!msgtype) return msgtype.error();
+    if (msgtype->empty()) return bad("missing msgtype");
+    msg.msgtype = *msgtype;
+    msg.type = type_of(msg.msgtype);
+    for (auto [key, target] : {std::pair{"msgid", &msg.msgid}, std::pair{"aibotid", &msg.aibotid},
+                               std::pair{"chatid", &msg.chatid},
+                               std::pair{"response_url", &msg.response_url}}) {
+      auto value = string_member(doc, key, "");
+      if (!value) return value.error();
+      if (value->size() > kMaxIdBytes * 8) return bad(std::string(key) + " is too long");
+      *target = std::move(*value);
+    }
+    auto chattype = string_member(doc, "chattype", "");
+    if (!chattype) return chattype.error();
+    if (*chattype == "group") msg.chattype = ChatType::Group;
+    else if (chattype->empty() || *chattype == "single") msg.chattype = ChatType::Single;
+    else return bad("unknown chattype \"" + chattype->substr(0, 32) + "\"");
+    if (const json* from = object_member(doc, "from")) {
+      auto userid = string_member(*from, "userid", "from.");
+      if (!userid) return userid.error();
+      msg.from_userid = std::move(*userid);
+    }
+    if (const json* quote = object_member(doc, "quote")) msg.quote_text = quote_text_of(*quote);
+
+    switch (msg.type) {
+      case MsgType::Text:
+      case MsgType::Voice: {
+        const json* body = object_member(doc, msg.type == MsgType::Text ? "text" : "voice");
+        if (!body) return bad("msgtype " + msg.msgtype + " without a \"" + msg.msgtype + "\" object");
+        auto content = string_member(*body, "content", (msg.msgtype + ".").c_str());
+        if (!content) return content.error();
+        msg.text = std::move(*content);
+        break;
+      }
+      case MsgType::Image:
+      case MsgType::File: {
+        const json* body = object_member(doc, msg.msgtype.c_str());
+        if (!body) return bad("msgtype " + msg.msgtype + " without a \"" + msg.msgtype + "\" object");
+        auto url = string_member(*body, "url", (msg.msgtype + ".").c_str());
+        if (!url) return url.error();
+        if (url->empty()) return bad(msg.msgtype + ".url is missing");
+        msg.media.push_back({msg.msgtype, std::move(*url)});
+        break;
+      }
+      case MsgType::Mixed: {
+        const json* body = object_member(doc, "mixed");
+        if (!body) return bad("msgtype mixed without a \"mixed\" object");
+        auto items = body->find("msg_item");
+        if (items == body->end() || !items->is_array()) return bad("mixed.msg_item is not an array");
+        for (const auto& item : *items) {
+          if (!item.is_object()) return bad("mixed.msg_item entry is not an object");
+          std::string kind = item.value("msgtype", "");
+          if (kind == "text") {
+            const json* t = object_member(item, "text");
+            if (!msg.text.empty()) msg.text += '\n';
+            if (t) msg.text += t->value("content", "");
+          } else if (kind == "image") {
+            const json* i = object_member(item, "image");
+            std::string url = i ? i->value("url", "") : "";
+            if (url.empty()) return bad("mixed image item without url");
+            msg.media.push_back({"image", std::move(url)});
+          }
+        }
+        break;
+      }
+      case MsgType::StreamRefresh: {
+        const json* body = object_member(doc, "stream");
+        if (!body) return bad("msgtype stream without a \"stream\" object");
+        auto id = string_member(*body, "id", "stream.");
+        if (!id) return id.error();
+        if (id->empty()) return bad("stream.id is missing");
+        if (id->size() > kMaxIdBytes) return bad("stream.id is too long");
+        msg.stream_id = std::move(*id);
+        break;
+      }
+      case MsgType::Event: {
+        const json* body = object_member(doc, "event");
+        if (!body) return bad("msgtype event without an \"event\" object");
+        auto type = string_member(*body, "eventtype", "event.");
+        if (!type) return type.error();
+        if (type->empty()) return bad("event.eventtype is missing");
+        msg.event_type = std::move(*type);
+        break;
+      }
+      case MsgType::Unsupported:
+        break;
+    }
+  } catch (const json::exception& e) {
+    // value() throws on a present member of the wrong type.
+    return bad(std::string("unexpected field type: ") + e.what());
+  }
+  if (msg.from_userid.empty() && msg.type != MsgType::StreamRefresh) return bad("missing from.userid");
+  if (msg.is_user_message() && msg.msgid.empty()) return bad("missing msgid");
+  if (msg.msgid.size() > kMaxIdBytes) return bad("msgid is too long");
+  return msg;
+}
+
+// Classic callbacks (and the older group bot) send XML. Both naming styles are accepted:
+// <MsgType>/<Content>/<FromUserName>/<MsgId> and <From><UserId>/<Text><Content>/<ChatId>.
+Result<Message> parse_xml_message(std::string_view plaintext) {
+  pugi::xml_document doc;
+  if (!doc.load_buffer(plaintext.data(), plaintext.size(), pugi::parse_default & ~pugi::parse_doctype)) {
+    return bad("decrypted message is not valid XML");
+  }
+  pugi::xml_node root = doc.document_element();
+  Message msg;
+  msg.msgtype = root.child_value("MsgType");
+  if (msg.msgtype.empty()) return bad("missing MsgType");
+  msg.type = type_of(msg.msgtype);
+  msg.msgid = root.child_value("MsgId");
+  msg.chatid = root.child_value("ChatId");
+  msg.chattype = (std::string_view(root.child_value("ChatType")) == "group" || !msg.chatid.empty())
+                     ? ChatType::Group
+                     : ChatType::Single;
+  msg.from_userid = root.child_value("FromUserName");
+  if (msg.from_userid.empty()) msg.from_userid = root.child("From").child_value("UserId");
+  msg.response_url = root.child_value("ResponseUrl");
+  switch (msg.type) {
+    case MsgType::Text:
+      msg.text = root.child_value("Content");
+      if (msg.text.empty()) msg.text = root.child("Text").child_value("Content");
+      break;
+    case MsgType::Voice:
+      msg.text = root.child_value("Recognition");
+      if (msg.text.empty()) msg.text = root.child("Voice").child_value("Content");
+      break;
+    case MsgType::Image: {
+      std::string url = root.child_value("PicUrl");
+      if (url.empty()) url = root.child("Image").child_value("Url");
+      if (url.empty()) return bad("image message without PicUrl");
+      msg.media.push_back({"image", url});
+      break;
+    }
+    case MsgType::Event:
+      msg.event_type = root.child_value("Event");
+      if (msg.event_type.empty()) return bad("event message without Event");
+      break;
+    case MsgType::StreamRefresh:
+      msg.stream_id = root.child("Stream").child_value("Id");
+      if (msg.stream_id.empty()) return bad("stream refresh without Stream/Id");
+      break;
+    default:
+      break;
+  }
+  if (msg.from_userid.empty() && msg.type != MsgType::StreamRefresh) return bad("missing from.userid");
+  if (msg.is_user_message() && msg.msgid.empty()) return bad("missing msgid");
+  return msg;
+}
+
+}  // namespace
+
+std::string_view to_string(MsgType type) {
+  switch (type) {
+    case MsgType::Text: return "text";
+    case MsgType::Mixed: return "mixed";
+    case MsgType::Image: return "image";
+    case MsgType::Voice: return "voice";
+    case MsgType::File: return "file";
+    case MsgType::StreamRefresh: return "stream";
+    case MsgType::Event: return "event";
+    case MsgType::Unsupported: return "unsupported";
+  }
+  return "unsupported";
+}
+
+Result<Message> parse_message(std::string_view plaintext) {
+  std::size_t i = 0;
+  while (i < plaintext.size() && (plaintext[i] == ' ' || plaintext[i] == '\n' || plaintext[i] == '\r' || plaintext[i] == '\t')) ++i;
+  if (i == plaintext.size()) return bad("decrypted message is empty");
+  if (plaintext[i] == '<') return parse_xml_message(plaintext.substr(i));
+  return parse_json_message(plaintext.substr(i));
+}
+
+// Replies keep WeCom's documented key order (ordered_json), so they are byte-for-byte
+// reproducible against the test vectors.
+std::string build_stream_reply(const StreamReply& reply) {
+  nlohmann::ordered_json doc = {
+      {"msgtype", "stream"},
+      {"stream", {{"id", reply.id}, {"finish", reply.finish}, {"content", reply.content}}}};
+  // Invalid UTF-8 can only come from the agent; replace rather than throw.
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string build_text_reply(std::string_view content) {
+  nlohmann::ordered_json doc = {{"msgtype", "text"}, {"text", {{"content", content}}}};
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace cwc::message
