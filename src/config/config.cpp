@@ -143,7 +143,7 @@ Result<AccountConfig> parse_account(const std::string& id, const json& obj, cons
   }
   if (!key_it->is_string()) return config_error(path + ".encodingAESKey", "must be a string");
   auto key = crypto::AesKey::from_encoding_aes_key(key_it->get_ref<const std::string&>());
-  if (!key) return config_error(path + ".encodingAESKey", key.error().detail);
+  if (!key) return make_error(ErrorKind::Config, path + ".encodingAESKey " + key.error().detail, key.error().wecom_code());
   account.aes_key = *key;
 
   CWC_TRY(receive_id, get_string(obj, "receiveId", path));

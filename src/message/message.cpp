@@ -14,15 +14,16 @@ constexpr std::size_t kMaxIdBytes = 512;
 
 Error bad(std::string detail) { return make_error(ErrorKind::BadMessage, std::move(detail)); }
 
-// A string member or "" when absent; a non-string value is an error.
-Result<std::string> string_member(const json& obj, const char* key, const char* where) {
+// A string member or "" when absent; a non-string value is an error, except that identifiers
+// (`numeric_ok`) may arrive as numbers (msgid has been seen as one in classic callbacks).
+Result<std::string> string_member(const json& obj, const char* key, const std::string& where,
+                                  bool numeric_ok = false) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return std::string();
   if (it->is_string()) return it->get<std::string>();
-  // msgid has been seen as a number in classic callbacks.
-  if (it->is_number_integer()) return std::to_string(it->get<long long>());
-  if (it->is_number_unsigned()) return std::to_string(it->get<unsigned long long>());
-  return bad(std::string(where) + key + " is not a string");
+  if (numeric_ok && it->is_number_unsigned()) return std::to_string(it->get<unsigned long long>());
+  if (numeric_ok && it->is_number_integer()) return std::to_string(it->get<long long>());
+  return bad(where + key + " is not a string");
 }
 
 const json* object_member(const json& obj, const char* key) {
@@ -78,7 +79,7 @@ Result<Message> parse_json_message(std::string_view plaintext) {
     for (auto [key, target] : {std::pair{"msgid", &msg.msgid}, std::pair{"aibotid", &msg.aibotid},
                                std::pair{"chatid", &msg.chatid},
                                std::pair{"response_url", &msg.response_url}}) {
-      auto value = string_member(doc, key, "");
+      auto value = string_member(doc, key, "", /*numeric_ok=*/std::string_view(key) == "msgid");
       if (!value) return value.error();
       if (value->size() > kMaxIdBytes * 8) return bad(std::string(key) + " is too long");
       *target = std::move(*value);
@@ -89,7 +90,7 @@ Result<Message> parse_json_message(std::string_view plaintext) {
     else if (chattype->empty() || *chattype == "single") msg.chattype = ChatType::Single;
     else return bad("unknown chattype \"" + chattype->substr(0, 32) + "\"");
     if (const json* from = object_member(doc, "from")) {
-      auto userid = string_member(*from, "userid", "from.");
+      auto userid = string_member(*from, "userid", "from.", /*numeric_ok=*/true);
       if (!userid) return userid.error();
       msg.from_userid = std::move(*userid);
     }
@@ -100,7 +101,7 @@ Result<Message> parse_json_message(std::string_view plaintext) {
       case MsgType::Voice: {
         const json* body = object_member(doc, msg.type == MsgType::Text ? "text" : "voice");
         if (!body) return bad("msgtype " + msg.msgtype + " without a \"" + msg.msgtype + "\" object");
-        auto content = string_member(*body, "content", (msg.msgtype + ".").c_str());
+        auto content = string_member(*body, "content", msg.msgtype + ".");
         if (!content) return content.error();
         msg.text = std::move(*content);
         break;
@@ -109,7 +110,7 @@ Result<Message> parse_json_message(std::string_view plaintext) {
       case MsgType::File: {
         const json* body = object_member(doc, msg.msgtype.c_str());
         if (!body) return bad("msgtype " + msg.msgtype + " without a \"" + msg.msgtype + "\" object");
-        auto url = string_member(*body, "url", (msg.msgtype + ".").c_str());
+        auto url = string_member(*body, "url", msg.msgtype + ".");
         if (!url) return url.error();
         if (url->empty()) return bad(msg.msgtype + ".url is missing");
         msg.media.push_back({msg.msgtype, std::move(*url)});

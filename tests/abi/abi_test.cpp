@@ -1,0 +1,252 @@
+// Loads the built libclawdbot_wecom.so with dlopen, exactly as a host does, and drives it only
+// through the public C ABI.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "clawdbot_wecom/clawdbot_wecom.h"
+#include "support/wecom_requests.h"
+
+namespace {
+
+using InitFn = cwc_status (*)(uint32_t, cwc_plugin_api*, cwc_error*);
+using VersionFn = uint32_t (*)();
+
+cwc_str s(std::string_view v) { return cwc_str{v.data(), v.size()}; }
+
+struct TestHost {
+  std::mutex mutex;
+  std::vector<std::string> logs;
+  std::vector<std::string> stream_ids;
+  std::vector<std::string> texts;
+  std::atomic<int> dispatches{0};
+
+  static void log(void* ctx, cwc_log_level, cwc_str account, cwc_str line) {
+    auto* self = static_cast<TestHost*>(ctx);
+    std::lock_guard lock(self->mutex);
+    self->logs.push_back(std::string(account.ptr, account.len) + ": " + std::string(line.ptr, line.len));
+  }
+  static cwc_status dispatch(void* ctx, const cwc_inbound_message* m) {
+    auto* self = static_cast<TestHost*>(ctx);
+    std::lock_guard lock(self->mutex);
+    self->stream_ids.emplace_back(m->stream_id.ptr, m->stream_id.len);
+    self->texts.emplace_back(m->text.ptr, m->text.len);
+    ++self->dispatches;
+    return CWC_OK;
+  }
+
+  cwc_host_api table() {
+    cwc_host_api api{};
+    api.struct_size = sizeof(api);
+    api.abi_version = CWC_ABI_VERSION;
+    api.host_ctx = this;
+    api.callback_log = &TestHost::log;
+    api.callback_dispatch = &TestHost::dispatch;
+    return api;
+  }
+};
+
+class AbiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    handle_ = dlopen(CWC_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(handle_, nullptr) << dlerror();
+    init_ = reinterpret_cast<InitFn>(dlsym(handle_, "clawdbot_wecom_plugin_init"));
+    ASSERT_NE(init_, nullptr);
+    api_.struct_size = sizeof(api_);
+    err_.struct_size = sizeof(err_);
+    ASSERT_EQ(init_(CWC_ABI_VERSION, &api_, &err_), CWC_OK) << err_.message;
+  }
+  void TearDown() override {
+    if (instance_) api_.on_instance_destroy(instance_);
+    if (handle_) dlclose(handle_);
+  }
+
+  void create(const std::string& config) {
+    cwc_host_api table = host_.table();
+    ASSERT_EQ(api_.on_instance_new(&table, s(config), &instance_, &err_), CWC_OK) << err_.message;
+  }
+
+  std::string config() const {
+    return std::string(R"({"token":")") + cwc::testing::kToken + R"(","encodingAESKey":")" +
+           cwc::testing::kAesKey + R"("})";
+  }
+
+  // POSTs a signed callback and returns (status, decrypted reply).
+  std::pair<int, std::string> post(const std::string& plaintext) {
+    auto req = peer_.callback(plaintext);
+    cwc_http_request r{};
+    r.struct_size = sizeof(r);
+    r.method = s("POST");
+    r.path = s("/wecom");
+    r.query = s(req.query);
+    r.body = s(req.body);
+    cwc_http_response res{};
+    res.struct_size = sizeof(res);
+    cwc_error err{};
+    err.struct_size = sizeof(err);
+    EXPECT_EQ(api_.on_http_request(instance_, &r, &res, &err), CWC_OK);
+    std::string body(res.body.ptr ? res.body.ptr : "", res.body.len);
+    api_.on_buffer_free(&res.body);
+    EXPECT_EQ(res.body.ptr, nullptr);
+    return {res.status, res.status == 200 && !body.empty() ? peer_.open_reply(body, "8427661") : body};
+  }
+
+  void* handle_ = nullptr;
+  InitFn init_ = nullptr;
+  cwc_plugin_api api_{};
+  cwc_error err_{};
+  TestHost host_;
+  cwc_instance* instance_ = nullptr;
+  cwc::testing::WecomPeer peer_;
+};
+
+TEST_F(AbiTest, VersionProbeAndTable) {
+  auto version = reinterpret_cast<VersionFn>(dlsym(handle_, "clawdbot_wecom_abi_version"));
+  ASSERT_NE(version, nullptr);
+  EXPECT_EQ(version(), CWC_ABI_VERSION);
+  EXPECT_EQ(api_.abi_version, CWC_ABI_VERSION);
+  EXPECT_GT(api_.plugin_version.len, 0u);
+  EXPECT_NE(api_.on_http_request, nullptr);
+  EXPECT_NE(api_.on_buffer_free, nullptr);
+}
+
+TEST_F(AbiTest, MajorMismatchIsAClearErrorNotACrash) {
+  cwc_plugin_api api{};
+  api.struct_size = sizeof(api);
+  cwc_error err{};
+  err.struct_size = sizeof(err);
+  EXPECT_EQ(init_((2u << 16) | 0u, &api, &err), CWC_ERR_ABI_MISMATCH);
+  EXPECT_NE(std::string(err.message).find("ABI 2.0"), std::string::npos) << err.message;
+  EXPECT_EQ(api.on_http_request, nullptr);  // nothing written
+
+  cwc_host_api table = host_.table();
+  table.abi_version = 3u << 16;
+  cwc_instance* inst = nullptr;
+  EXPECT_EQ(api_.on_instance_new(&table, s(config()), &inst, &err), CWC_ERR_ABI_MISMATCH);
+  EXPECT_EQ(inst, nullptr);
+  EXPECT_NE(std::string(err.message).find("host callback table is ABI 3.0"), std::string::npos);
+}
+
+TEST_F(AbiTest, NewerMinorHostIsAccepted) {
+  cwc_host_api table = host_.table();
+  table.abi_version = CWC_ABI_VERSION + 5;  // same major, newer minor
+  ASSERT_EQ(api_.on_instance_new(&table, s(config()), &instance_, &err_), CWC_OK) << err_.message;
+}
+
+TEST_F(AbiTest, SmallerTablesAreRejectedAndNeverOverwritten) {
+  struct Guarded {
+    cwc_plugin_api api;
+    char canary[64];
+  } guarded{};
+  std::memset(guarded.canary, 0x5a, sizeof guarded.canary);
+  guarded.api.struct_size = offsetof(cwc_plugin_api, on_routes);  // far too small
+  cwc_error err{};
+  err.struct_size = sizeof(err);
+  EXPECT_EQ(init_(CWC_ABI_VERSION, &guarded.api, &err), CWC_ERR_INVALID_ARGUMENT);
+  for (char c : guarded.canary) EXPECT_EQ(c, 0x5a);
+  EXPECT_EQ(init_(CWC_ABI_VERSION, nullptr, &err), CWC_ERR_INVALID_ARGUMENT);
+
+  cwc_host_api table = host_.table();
+  table.struct_size = offsetof(cwc_host_api, callback_log);
+  cwc_instance* inst = nullptr;
+  EXPECT_EQ(api_.on_instance_new(&table, s(config()), &inst, &err), CWC_ERR_INVALID_ARGUMENT);
+  table = host_.table();
+  table.callback_dispatch = nullptr;
+  EXPECT_EQ(api_.on_instance_new(&table, s(config()), &inst, &err), CWC_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err.message).find("callback_dispatch"), std::string::npos);
+}
+
+TEST_F(AbiTest, ConfigErrorsCarryThePreciseMessage) {
+  cwc_host_api table = host_.table();
+  cwc_instance* inst = nullptr;
+  const std::string bad = R"({"token":"T","encodingAESKey":"tooShortKey"})";
+  EXPECT_EQ(api_.on_instance_new(&table, s(bad), &inst, &err_), CWC_ERR_CONFIG);
+  EXPECT_STREQ(err_.message, "channels.wecom.encodingAESKey must be 43 characters (got 11)");
+  EXPECT_EQ(err_.wecom_code, -40004);
+  EXPECT_EQ(inst, nullptr);
+}
+
+TEST_F(AbiTest, FullStreamFlowThroughTheAbi) {
+  create(config());
+  auto [status, reply] = post(R"({"msgid":"m1","from":{"userid":"u1"},"msgtype":"text","text":{"content":"hi"}})");
+  ASSERT_EQ(status, 200);
+  ASSERT_EQ(host_.dispatches.load(), 1);
+  const std::string id = host_.stream_ids[0];
+  EXPECT_NE(reply.find("\"content\":\"1\""), std::string::npos) << reply;
+  EXPECT_EQ(api_.on_stream_push(instance_, s(id), s("echo: "), CWC_PUSH_APPEND, &err_), CWC_OK);
+  EXPECT_EQ(api_.on_stream_push(instance_, s(id), s("hi"), CWC_PUSH_APPEND, &err_), CWC_OK);
+  EXPECT_EQ(api_.on_stream_finish(instance_, s(id), CWC_FINISH_DONE, s(""), &err_), CWC_OK);
+  EXPECT_EQ(api_.on_stream_push(instance_, s(id), s("late"), CWC_PUSH_APPEND, &err_), CWC_ERR_STREAM_CLOSED);
+  EXPECT_EQ(api_.on_stream_push(instance_, s("nope"), s("x"), CWC_PUSH_APPEND, &err_), CWC_ERR_NOT_FOUND);
+  EXPECT_EQ(api_.on_stream_push(instance_, s(id), s("x"), static_cast<cwc_push_mode>(std::atoi("9")), &err_),
+            CWC_ERR_INVALID_ARGUMENT);
+  auto [st2, refresh] =
+      post(R"({"msgid":"r1","from":{"userid":"u1"},"msgtype":"stream","stream":{"id":")" + id + "\"}}");
+  EXPECT_EQ(st2, 200);
+  EXPECT_NE(refresh.find("\"finish\":true,\"content\":\"echo: hi\""), std::string::npos) << refresh;
+}
+
+TEST_F(AbiTest, RoutesStatusProbeSendTextTick) {
+  create(config());
+  cwc_buffer buf{};
+  ASSERT_EQ(api_.on_routes(instance_, &buf, &err_), CWC_OK);
+  EXPECT_EQ(std::string(buf.ptr, buf.len), R"([{"accountId":"default","path":"/wecom","methods":["GET","POST"]}])");
+  api_.on_buffer_free(&buf);
+  ASSERT_EQ(api_.on_status(instance_, &buf, &err_), CWC_OK);
+  EXPECT_NE(std::string(buf.ptr, buf.len).find("\"webhookPath\":\"/wecom\""), std::string::npos);
+  api_.on_buffer_free(&buf);
+  ASSERT_EQ(api_.on_probe(instance_, s(""), &buf, &err_), CWC_OK);
+  EXPECT_EQ(std::string(buf.ptr, buf.len).rfind("{\"ok\":true", 0), 0u);
+  api_.on_buffer_free(&buf);
+  EXPECT_EQ(api_.on_probe(instance_, s("missing"), &buf, &err_), CWC_ERR_NOT_FOUND);
+  EXPECT_EQ(api_.on_send_text(instance_, s("default"), s("wecom:u1"), s("hi"), &err_), CWC_ERR_UNSUPPORTED);
+  EXPECT_NE(std::string(err_.message).find("passive-reply only"), std::string::npos);
+  api_.on_tick(instance_);
+  api_.on_buffer_free(nullptr);
+  cwc_buffer zero{};
+  api_.on_buffer_free(&zero);
+}
+
+TEST_F(AbiTest, ConcurrentRequestsAndPushesFromManyThreads) {
+  create(config());
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 50;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string msgid = "t" + std::to_string(t) + "-" + std::to_string(i);
+        auto [status, reply] = post(R"({"msgid":")" + msgid +
+                                    R"(","from":{"userid":"u"},"msgtype":"text","text":{"content":"x"}})");
+        if (status == 200 && !reply.empty()) ++ok;
+      }
+    });
+  }
+  std::thread pusher([&] {
+    for (int round = 0; round < 200; ++round) {
+      std::vector<std::string> ids;
+      {
+        std::lock_guard lock(host_.mutex);
+        ids = host_.stream_ids;
+      }
+      cwc_error err{};
+      err.struct_size = sizeof(err);
+      for (const auto& id : ids) api_.on_stream_push(instance_, s(id), s("."), CWC_PUSH_APPEND, &err);
+      api_.on_tick(instance_);
+    }
+  });
+  for (auto& t : threads) t.join();
+  pusher.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_EQ(host_.dispatches.load(), kThreads * kPerThread);
+}
+
+}  // namespace

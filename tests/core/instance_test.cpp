@@ -1,0 +1,317 @@
+#include "core/instance.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "support/fake_host.h"
+#include "support/test_data.h"
+#include "support/wecom_requests.h"
+
+namespace cwc::core {
+namespace {
+
+using cwc::testing::FakeHost;
+using cwc::testing::WecomPeer;
+using nlohmann::json;
+
+std::string config_json(const std::string& extra = "") {
+  return std::string(R"({"token":")") + cwc::testing::kToken + R"(","encodingAESKey":")" + cwc::testing::kAesKey +
+         R"(","receiveId":"")" + extra + "}";
+}
+
+std::string text_message(const std::string& msgid, const std::string& text, const std::string& user = "zhangsan",
+                         const std::string& chatid = "") {
+  json m = {{"msgid", msgid}, {"aibotid", "BOT"}, {"chattype", chatid.empty() ? "single" : "group"},
+            {"from", {{"userid", user}}}, {"response_url", "https://example.invalid/r"},
+            {"msgtype", "text"}, {"text", {{"content", text}}}};
+  if (!chatid.empty()) m["chatid"] = chatid;
+  return m.dump();
+}
+
+std::string refresh_message(const std::string& stream_id) {
+  return json({{"msgid", "r-" + stream_id}, {"aibotid", "BOT"}, {"chattype", "single"},
+               {"from", {{"userid", "zhangsan"}}}, {"msgtype", "stream"}, {"stream", {{"id", stream_id}}}})
+      .dump();
+}
+
+class InstanceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { make(config_json()); }
+
+  void make(const std::string& config) {
+    auto created = Instance::create(config, host);
+    ASSERT_TRUE(created.ok()) << created.error().detail;
+    instance = std::move(*created);
+  }
+
+  HttpResponse post(const std::string& plaintext, envelope::Format format = envelope::Format::Json,
+                    const std::string& path = "/wecom") {
+    auto req = peer.callback(plaintext, format);
+    return instance->handle({"POST", path, req.query, "application/json", req.body, "127.0.0.1"});
+  }
+
+  // Posts and returns the decrypted reply JSON (or null for an empty reply).
+  json exchange(const std::string& plaintext, envelope::Format format = envelope::Format::Json) {
+    auto res = post(plaintext, format);
+    EXPECT_EQ(res.status, 200) << res.body;
+    if (res.body.empty()) return nullptr;
+    std::string error;
+    std::string plain = peer.open_reply(res.body, "8427661", &error);
+    EXPECT_TRUE(error.empty()) << error;
+    return json::parse(plain);
+  }
+
+  FakeHost host;
+  WecomPeer peer;
+  std::unique_ptr<Instance> instance;
+};
+
+TEST_F(InstanceTest, VerifyUrlAnswersBarePlaintext) {
+  auto res = instance->handle({"GET", "/wecom", peer.verify_query("1288432023552776189"), "", "", ""});
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(res.body, "1288432023552776189");
+  EXPECT_EQ(res.content_type, kContentTypeText);
+}
+
+TEST_F(InstanceTest, VerifyUrlOfficialVector) {
+  auto v = cwc::testing::vector_named("verify-url");
+  FakeHost h;
+  auto inst = Instance::create(std::string(R"({"token":")") + v["token"].get<std::string>() +
+                                   R"(","encodingAESKey":")" + v["encodingAESKey"].get<std::string>() +
+                                   R"(","receiveId":")" + v["receiveId"].get<std::string>() + "\"}",
+                               h);
+  ASSERT_TRUE(inst.ok());
+  const std::string query = "msg_signature=" + v["msg_signature"].get<std::string>() + "&timestamp=" +
+                            v["timestamp"].get<std::string>() + "&nonce=" + v["nonce"].get<std::string>() +
+                            "&echostr=" + cwc::testing::percent_encode(v["echostr"].get<std::string>());
+  auto res = (*inst)->handle({"GET", "/wecom", query, "", "", ""});
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(res.body, v["plaintext"].get<std::string>());
+}
+
+TEST_F(InstanceTest, TextMessageOpensStreamDispatchesOnceAndRefreshesCumulatively) {
+  auto first = exchange(text_message("m1", "hello"));
+  ASSERT_EQ(first["msgtype"], "stream");
+  const std::string id = first["stream"]["id"];
+  EXPECT_EQ(id.size(), 33u);  // "s" + 32 hex chars of randomness
+  EXPECT_EQ(first["stream"]["content"], "1");
+  EXPECT_EQ(first["stream"]["finish"], false);
+  ASSERT_EQ(host.dispatched.size(), 1u);
+  const auto& d = host.dispatched[0];
+  EXPECT_EQ(d.target, "wecom:zhangsan");
+  EXPECT_EQ(d.sender_id, "zhangsan");
+  EXPECT_EQ(d.text, "hello");
+  EXPECT_EQ(d.message_id, "m1");
+  EXPECT_EQ(d.stream_id, id);
+  EXPECT_EQ(d.account_id, "default");
+  EXPECT_EQ(d.peer_kind, PeerKind::Direct);
+  EXPECT_EQ(d.media_json, "[]");
+
+  instance->push(id, "echo: ", stream::PushMode::Append);
+  auto r1 = exchange(refresh_message(id));
+  EXPECT_EQ(r1["stream"]["content"], "echo: ");
+  EXPECT_EQ(r1["stream"]["finish"], false);
+  instance->push(id, "hello", stream::PushMode::Append);
+  instance->finish(id, stream::FinishKind::Done, "");
+  auto r2 = exchange(refresh_message(id));
+  EXPECT_EQ(r2["stream"]["content"], "echo: hello");
+  EXPECT_EQ(r2["stream"]["finish"], true);
+}
+
+TEST_F(InstanceTest, RetriedMsgidGetsSameStreamAndNoSecondDispatch) {
+  auto a = exchange(text_message("dup", "hi"));
+  auto b = exchange(text_message("dup", "hi"));
+  auto c = exchange(text_message("dup", "hi"));
+  EXPECT_EQ(a["stream"]["id"], b["stream"]["id"]);
+  EXPECT_EQ(a["stream"]["id"], c["stream"]["id"]);
+  EXPECT_EQ(host.dispatched.size(), 1u);
+  EXPECT_EQ(host.count_logs("duplicate msgid=dup"), 2u);
+}
+
+TEST_F(InstanceTest, GroupMessageTargetsGroup) {
+  exchange(text_message("g1m", "@bot hi", "lisi", "CHAT42"));
+  ASSERT_EQ(host.dispatched.size(), 1u);
+  EXPECT_EQ(host.dispatched[0].target, "wecom:group:CHAT42");
+  EXPECT_EQ(host.dispatched[0].peer_kind, PeerKind::Group);
+  EXPECT_EQ(host.dispatched[0].chat_id, "CHAT42");
+}
+
+TEST_F(InstanceTest, XmlEnvelopeGetsXmlReply) {
+  auto res = post(text_message("x1", "hi"), envelope::Format::Xml);
+  ASSERT_EQ(res.status, 200);
+  EXPECT_EQ(res.content_type, kContentTypeXml);
+  EXPECT_EQ(res.body.rfind("<xml><Encrypt>", 0), 0u);
+  auto reply = json::parse(peer.open_reply(res.body, "8427661"));
+  EXPECT_EQ(reply["msgtype"], "stream");
+}
+
+TEST_F(InstanceTest, UnknownStreamRefreshAnswersFinish) {
+  auto r = exchange(refresh_message("sdeadbeef"));
+  EXPECT_EQ(r["stream"]["id"], "sdeadbeef");
+  EXPECT_EQ(r["stream"]["finish"], true);
+}
+
+TEST_F(InstanceTest, AgentFailureIsShownAndFinishes) {
+  auto first = exchange(text_message("f1", "hi"));
+  const std::string id = first["stream"]["id"];
+  instance->finish(id, stream::FinishKind::Failed, "The model endpoint failed: 401");
+  auto r = exchange(refresh_message(id));
+  EXPECT_EQ(r["stream"]["content"], "The model endpoint failed: 401");
+  EXPECT_EQ(r["stream"]["finish"], true);
+}
+
+TEST_F(InstanceTest, DispatchRefusedFinishesWithApology) {
+  host.accept_dispatch = false;
+  auto first = exchange(text_message("busy", "hi"));
+  EXPECT_EQ(first["stream"]["finish"], true);
+  EXPECT_NE(first["stream"]["content"].get<std::string>().find("cannot take messages"), std::string::npos);
+  EXPECT_EQ(host.count_logs("host refused", LogLevel::Error), 1u);
+}
+
+TEST_F(InstanceTest, EnterChatWelcome) {
+  const std::string enter =
+      R"({"msgid":"e1","aibotid":"BOT","chattype":"single","from":{"userid":"u"},"msgtype":"event","event":{"eventtype":"enter_chat"}})";
+  EXPECT_TRUE(exchange(enter).is_null());  // no welcomeText → empty reply
+  make(config_json(R"(,"welcomeText":"你好，我是 Clawdbot。")"));
+  auto r = exchange(enter);
+  EXPECT_EQ(r["msgtype"], "text");
+  EXPECT_EQ(r["text"]["content"], "你好，我是 Clawdbot。");
+  EXPECT_TRUE(host.dispatched.empty());
+}
+
+TEST_F(InstanceTest, OtherEventsAndUnknownTypesAnswerEmpty) {
+  EXPECT_TRUE(exchange(R"({"msgid":"e2","from":{"userid":"u"},"msgtype":"event","event":{"eventtype":"feedback_event"}})").is_null());
+  EXPECT_TRUE(exchange(R"({"msgid":"e3","from":{"userid":"u"},"msgtype":"hologram"})").is_null());
+  EXPECT_EQ(host.count_logs("unsupported msgtype \"hologram\"", LogLevel::Warn), 1u);
+  EXPECT_TRUE(host.dispatched.empty());
+}
+
+struct ErrorCase {
+  const char* name;
+  int status;
+  const char* body_prefix;
+};
+
+TEST_F(InstanceTest, DocumentedErrorsWithOneLogLineEach) {
+  auto good = peer.callback(text_message("e", "x"));
+  WecomPeer wrong_token("WRONG");
+  WecomPeer wrong_key(cwc::testing::kToken, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG");
+  WecomPeer wrong_receive_id(cwc::testing::kToken, cwc::testing::kAesKey, "ww-corp");
+  auto bad_token = wrong_token.callback(text_message("e", "x"));
+  auto bad_key = wrong_key.callback(text_message("e", "x"));
+  auto bad_rid = wrong_receive_id.callback(text_message("e", "x"));
+  auto not_json = peer.callback("not json at all");
+  auto other = peer.callback(text_message("other", "a body signed under another query"));
+  struct Case {
+    HttpRequest request;
+    int status;
+    std::string body_prefix;
+  } cases[] = {
+      {{"GET", "/wecom", "", "", "", ""}, 400, "missing query params: msg_signature, timestamp, nonce, echostr"},
+      {{"POST", "/wecom", "timestamp=1", "", good.body, ""}, 400, "missing query params: msg_signature, nonce"},
+      {{"POST", "/wecom", bad_token.query, "", bad_token.body, ""}, 401, "invalid signature"},
+      {{"POST", "/wecom", good.query, "", other.body, ""}, 401, "invalid signature"},
+      {{"POST", "/wecom", bad_key.query, "", bad_key.body, ""}, 400, "decrypt failed"},
+      {{"POST", "/wecom", bad_rid.query, "", bad_rid.body, ""}, 400, "receiveId mismatch"},
+      {{"POST", "/wecom", good.query, "", "garbage", ""}, 400, "invalid body"},
+      {{"POST", "/wecom", not_json.query, "", not_json.body, ""}, 400, "invalid message: decrypted message is not valid JSON"},
+      {{"PUT", "/wecom", good.query, "", good.body, ""}, 405, "method not allowed"},
+      {{"POST", "/elsewhere", good.query, "", good.body, ""}, 404, "not found"},
+      {{"POST", "/wecom", good.query, "", std::string(1024 * 1024 + 1, ' '), ""}, 413, "body too large"},
+  };
+  for (const auto& c : cases) {
+    const std::size_t logs_before = host.logs.size();
+    auto res = instance->handle(c.request);
+    EXPECT_EQ(res.status, c.status) << c.body_prefix;
+    EXPECT_EQ(res.body.rfind(c.body_prefix, 0), 0u) << res.body;
+    ASSERT_EQ(host.logs.size(), logs_before + 1) << c.body_prefix;
+    EXPECT_NE(host.logs.back().line.find(c.body_prefix), std::string::npos) << host.logs.back().line;
+  }
+  EXPECT_TRUE(host.dispatched.empty());
+  // Nothing the bad requests did leaves a trace: the same message is still new and accepted.
+  EXPECT_EQ(instance->handle({"POST", "/wecom", good.query, "", good.body, ""}).status, 200);
+  EXPECT_EQ(host.dispatched.size(), 1u);
+}
+
+TEST_F(InstanceTest, NoSecretsOrPlaintextInLogs) {
+  exchange(text_message("s1", "my secret text"));
+  WecomPeer wrong_key(cwc::testing::kToken, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG");
+  auto bad = wrong_key.callback(text_message("e", "x"));
+  instance->handle({"POST", "/wecom", bad.query, "", bad.body, ""});
+  for (const auto& l : host.logs) {
+    EXPECT_EQ(l.line.find(cwc::testing::kToken), std::string::npos);
+    EXPECT_EQ(l.line.find(cwc::testing::kAesKey), std::string::npos);
+    EXPECT_EQ(l.line.find("my secret text"), std::string::npos);
+  }
+}
+
+TEST_F(InstanceTest, TwoAccountsOnTwoPaths) {
+  const std::string key = cwc::testing::kAesKey;
+  make(R"({"accounts":{"default":{"webhookPath":"/wecom","token":"TOKEN_A","encodingAESKey":")" + key +
+       R"("},"team2":{"webhookPath":"/wecom-team2","token":"TOKEN_B","encodingAESKey":")" + key + R"("}}})");
+  WecomPeer a("TOKEN_A");
+  WecomPeer b("TOKEN_B");
+  auto ra = a.callback(text_message("a1", "to a"));
+  auto rb = b.callback(text_message("b1", "to b"));
+  EXPECT_EQ(instance->handle({"POST", "/wecom", ra.query, "", ra.body, ""}).status, 200);
+  EXPECT_EQ(instance->handle({"POST", "/wecom-team2", rb.query, "", rb.body, ""}).status, 200);
+  EXPECT_EQ(instance->handle({"POST", "/wecom-team2", ra.query, "", ra.body, ""}).status, 401);
+  ASSERT_EQ(host.dispatched.size(), 2u);
+  EXPECT_EQ(host.dispatched[0].account_id, "default");
+  EXPECT_EQ(host.dispatched[1].account_id, "team2");
+  auto routes = json::parse(instance->routes_json());
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_EQ(routes[1]["path"], "/wecom-team2");
+  // A refresh for team2's stream sent to the default account is a foreign stream: finish, no content.
+  const std::string team2_stream = host.dispatched[1].stream_id;
+  instance->push(team2_stream, "secret of team2", stream::PushMode::Append);
+  auto foreign = a.callback(refresh_message(team2_stream));
+  auto res = instance->handle({"POST", "/wecom", foreign.query, "", foreign.body, ""});
+  auto reply = json::parse(a.open_reply(res.body, "8427661"));
+  EXPECT_EQ(reply["stream"]["finish"], true);
+  EXPECT_EQ(reply["stream"]["content"], "");
+}
+
+TEST_F(InstanceTest, StatusAndProbe) {
+  exchange(text_message("m1", "hi"));
+  auto status = json::parse(instance->status_json());
+  EXPECT_EQ(status["accounts"][0]["webhookPath"], "/wecom");
+  EXPECT_EQ(status["accounts"][0]["counters"]["messages"], 1);
+  EXPECT_EQ(status["accounts"][0]["openStreams"], 1);
+  EXPECT_FALSE(status["accounts"][0]["lastInboundAt"].is_null());
+  auto probe = instance->probe_json("");
+  ASSERT_TRUE(probe.ok());
+  auto p = json::parse(*probe);
+  EXPECT_EQ(p["ok"], true);
+  EXPECT_EQ(p["accounts"][0]["route"]["ok"], true);
+  EXPECT_FALSE(instance->probe_json("nope").ok());
+}
+
+TEST_F(InstanceTest, TickWarnsWhenRefreshesNeverArrive) {
+  exchange(text_message("m1", "hi"));
+  host.clock_ms += 6000;
+  instance->tick();
+  EXPECT_EQ(host.count_logs("stream refresh not received", LogLevel::Warn), 1u);
+  instance->tick();
+  EXPECT_EQ(host.count_logs("stream refresh not received", LogLevel::Warn), 1u);
+}
+
+TEST_F(InstanceTest, StreamsExpireAfterTtl) {
+  auto first = exchange(text_message("m1", "hi"));
+  host.clock_ms += 600'000;
+  instance->tick();
+  auto r = exchange(refresh_message(first["stream"]["id"]));
+  EXPECT_EQ(r["stream"]["finish"], true);
+  EXPECT_EQ(r["stream"]["content"], "");
+}
+
+TEST_F(InstanceTest, ReplyTimestampComesFromClockAndNonceFromRequest) {
+  auto res = post(text_message("t1", "hi"));
+  auto env = envelope::parse_reply_envelope(res.body);
+  ASSERT_TRUE(env.ok());
+  EXPECT_EQ(env->nonce, "8427661");
+  EXPECT_EQ(env->timestamp, "1732500000");
+}
+
+}  // namespace
+}  // namespace cwc::core

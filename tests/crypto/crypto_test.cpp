@@ -1,0 +1,219 @@
+#include "crypto/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <vector>
+
+#include "support/test_data.h"
+
+namespace cwc::crypto {
+namespace {
+
+using cwc::testing::hex_to_bytes;
+using cwc::testing::vector_named;
+
+MessageCrypto crypto_for(const nlohmann::json& v) {
+  auto key = AesKey::from_encoding_aes_key(v.at("encodingAESKey").get<std::string>());
+  EXPECT_TRUE(key.ok());
+  return MessageCrypto(*key, v.at("receiveId").get<std::string>());
+}
+
+std::array<std::uint8_t, 16> random_of(const nlohmann::json& v) {
+  const std::string bytes = hex_to_bytes(v.at("random_hex").get<std::string>());
+  std::array<std::uint8_t, 16> out{};
+  std::copy(bytes.begin(), bytes.end(), out.begin());
+  return out;
+}
+
+TEST(Signature, VerifyUrlVectorMatchesOfficialSignature) {
+  auto v = vector_named("verify-url");
+  EXPECT_EQ(compute_signature(v["token"].get<std::string>(), v["timestamp"].get<std::string>(),
+                              v["nonce"].get<std::string>(), v["echostr"].get<std::string>()),
+            v["msg_signature"].get<std::string>());
+}
+
+TEST(Signature, OfficialJsonExampleSignature) {
+  auto v = vector_named("official-json-example");
+  EXPECT_TRUE(signature_matches(v["msg_signature"].get<std::string>(), v["token"].get<std::string>(),
+                                v["timestamp"].get<std::string>(), v["nonce"].get<std::string>(),
+                                v["encrypt"].get<std::string>()));
+}
+
+TEST(Signature, RejectsWrongShortAndUppercaseSignatures) {
+  auto v = vector_named("verify-url");
+  const std::string sig = v["msg_signature"];
+  std::string upper = sig;
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string flipped = sig;
+  flipped[0] = flipped[0] == '0' ? '1' : '0';
+  for (const std::string& bad : {upper, flipped, sig.substr(0, 39), sig + "0", std::string()}) {
+    EXPECT_FALSE(signature_matches(bad, v["token"].get<std::string>(), v["timestamp"].get<std::string>(),
+                                   v["nonce"].get<std::string>(), v["echostr"].get<std::string>()))
+        << bad;
+  }
+}
+
+TEST(Signature, SortsTheFourStringsBeforeHashing) {
+  // The order of arguments must not matter: WeCom sorts them.
+  EXPECT_EQ(compute_signature("a", "b", "c", "d"), compute_signature("d", "c", "b", "a"));
+  EXPECT_EQ(compute_signature("a", "b", "c", "d").size(), 40u);
+}
+
+TEST(MessageCryptoTest, DecryptsVerifyUrlEchostr) {
+  auto v = vector_named("verify-url");
+  auto plain = crypto_for(v).decrypt(v["echostr"].get<std::string>());
+  ASSERT_TRUE(plain.ok()) << plain.error().describe();
+  EXPECT_EQ(*plain, v["plaintext"].get<std::string>());
+}
+
+TEST(MessageCryptoTest, DecryptsOfficialJsonExample) {
+  auto v = vector_named("official-json-example");
+  auto plain = crypto_for(v).decrypt(v["encrypt"].get<std::string>());
+  ASSERT_TRUE(plain.ok()) << plain.error().describe();
+  EXPECT_EQ(*plain, v["plaintext"].get<std::string>());
+}
+
+TEST(MessageCryptoTest, BotVectorsEncryptByteForByteAndDecryptBack) {
+  for (const char* name : {"bot-text-single", "bot-stream-reply"}) {
+    SCOPED_TRACE(name);
+    auto v = vector_named(name);
+    auto crypto = crypto_for(v);
+    const std::string encrypt = crypto.encrypt(v["plaintext"].get<std::string>(), random_of(v));
+    EXPECT_EQ(encrypt, v["encrypt"].get<std::string>());
+    auto plain = crypto.decrypt(encrypt);
+    ASSERT_TRUE(plain.ok());
+    EXPECT_EQ(*plain, v["plaintext"].get<std::string>());
+    const std::string sig_key = v.contains("msg_signature") ? "msg_signature" : "msgsignature";
+    EXPECT_EQ(compute_signature(v["token"].get<std::string>(), v["timestamp"].get<std::string>(),
+                                v["nonce"].get<std::string>(), encrypt),
+              v[sig_key].get<std::string>());
+  }
+}
+
+TEST(MessageCryptoTest, BotVectorPadLengthsMatch) {
+  for (const char* name : {"bot-text-single", "bot-stream-reply"}) {
+    auto v = vector_named(name);
+    const std::string framed_len_source = v["plaintext"].get<std::string>();
+    const std::size_t framed = 16 + 4 + framed_len_source.size() + v["receiveId"].get<std::string>().size();
+    EXPECT_EQ(32 - framed % 32, v["pad"].get<std::size_t>()) << name;
+  }
+}
+
+TEST(MessageCryptoTest, ReceiveIdMismatchIsReported) {
+  auto v = vector_named("verify-url");
+  auto key = AesKey::from_encoding_aes_key(v["encodingAESKey"].get<std::string>());
+  MessageCrypto wrong(*key, "");
+  auto plain = wrong.decrypt(v["echostr"].get<std::string>());
+  ASSERT_FALSE(plain.ok());
+  EXPECT_EQ(plain.error().kind, ErrorKind::ReceiveIdMismatch);
+  EXPECT_EQ(plain.error().wecom_code(), -40005);
+  EXPECT_EQ(plain.error().http_status(), 400);
+}
+
+TEST(MessageCryptoTest, WrongKeyFailsToDecrypt) {
+  auto v = vector_named("verify-url");
+  auto key = AesKey::from_encoding_aes_key("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG");
+  ASSERT_TRUE(key.ok());
+  MessageCrypto wrong(*key, v["receiveId"].get<std::string>());
+  auto plain = wrong.decrypt(v["echostr"].get<std::string>());
+  ASSERT_FALSE(plain.ok());
+  EXPECT_EQ(plain.error().kind, ErrorKind::DecryptFailed);
+}
+
+TEST(MessageCryptoTest, RejectsInvalidBase64AndBadLengths) {
+  auto v = vector_named("verify-url");
+  auto crypto = crypto_for(v);
+  for (const std::string bad : {"not base64!", "abc", "", "AAAA", "AAAAAAAAAAAAAAAAAAAAAA=="}) {
+    auto r = crypto.decrypt(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().kind, ErrorKind::DecryptFailed) << bad;
+  }
+  EXPECT_EQ(crypto.decrypt("not base64!").error().wecom_code(), -40010);
+}
+
+TEST(MessageCryptoTest, LengthFieldBeyondBufferIsRejected) {
+  auto v = vector_named("bot-text-single");
+  auto crypto = crypto_for(v);
+  // Frame a message whose length field claims more bytes than follow.
+  std::string framed(16, 'r');
+  framed += std::string("\x00\x00\x10\x00", 4);  // 4096
+  framed += "short";
+  auto cipher = aes_cbc_encrypt_raw(crypto.key(), pad32(framed));
+  auto r = crypto.decrypt(base64_encode(cipher));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().wecom_code(), -40008);
+  EXPECT_NE(r.error().detail.find("length field"), std::string::npos);
+}
+
+TEST(Padding, Pad32AlwaysAddsOneToThirtyTwoBytes) {
+  for (std::size_t n = 0; n < 100; ++n) {
+    std::string padded = pad32(std::string(n, 'x'));
+    EXPECT_EQ(padded.size() % 32, 0u);
+    const auto pad = static_cast<unsigned char>(padded.back());
+    EXPECT_GE(pad, 1);
+    EXPECT_LE(pad, 32);
+    auto back = unpad32(padded);
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(back->size(), n);
+  }
+}
+
+TEST(Padding, Unpad32ChecksEveryPadByte) {
+  std::string padded = pad32("hello");  // 27 bytes of 27
+  ASSERT_TRUE(unpad32(padded).ok());
+  std::string corrupt = padded;
+  corrupt[padded.size() - 10] = 0x01;
+  EXPECT_FALSE(unpad32(corrupt).ok());
+  std::string zero = padded;
+  zero.back() = 0;
+  EXPECT_FALSE(unpad32(zero).ok());
+  std::string big = padded;
+  big.back() = 33;
+  EXPECT_FALSE(unpad32(big).ok());
+  EXPECT_FALSE(unpad32(std::string(1, '\x05')).ok());  // pad longer than data
+  EXPECT_FALSE(unpad32("").ok());
+}
+
+TEST(Base64, RoundTripsAndIsStrict) {
+  for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\x00\xff\x10", 3)}) {
+    auto back = base64_decode(base64_encode(s));
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(*back, s);
+  }
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_FALSE(base64_decode("Zm9v YmFy").has_value());
+  EXPECT_FALSE(base64_decode("Zm9=YmFy").has_value());
+  EXPECT_FALSE(base64_decode("Zm9vYmF").has_value());
+  EXPECT_FALSE(base64_decode("Zm9vYmF\n").has_value());
+  EXPECT_FALSE(base64_decode("Zm9v-_Fy").has_value());
+}
+
+TEST(AesKeyTest, ValidatesLengthAndAlphabetWithPreciseMessages) {
+  auto short_key = AesKey::from_encoding_aes_key(std::string(42, 'a'));
+  ASSERT_FALSE(short_key.ok());
+  EXPECT_EQ(short_key.error().detail, "must be 43 characters (got 42)");
+  auto long_key = AesKey::from_encoding_aes_key(std::string(44, 'a'));
+  EXPECT_EQ(long_key.error().detail, "must be 43 characters (got 44)");
+  auto bad_char = AesKey::from_encoding_aes_key(std::string(42, 'a') + "!");
+  ASSERT_FALSE(bad_char.ok());
+  EXPECT_NE(bad_char.error().detail.find("base64"), std::string::npos);
+  EXPECT_TRUE(AesKey::from_encoding_aes_key("6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt").ok());
+}
+
+TEST(Media, DecryptsPad32EncryptedBytes) {
+  auto v = vector_named("bot-text-single");
+  auto crypto = crypto_for(v);
+  std::string image("\x89PNG\r\n\x1a\n", 8);
+  image += std::string(1000, '\x42');
+  auto encrypted = aes_cbc_encrypt_raw(crypto.key(), pad32(image));
+  auto back = crypto.decrypt_media(encrypted);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, image);
+  EXPECT_FALSE(crypto.decrypt_media(encrypted.substr(0, 31)).ok());
+}
+
+TEST(Md5, MatchesKnownDigest) { EXPECT_EQ(md5_hex("abc"), "900150983cd24fb0d6963f7d28e17f72"); }
+
+}  // namespace
+}  // namespace cwc::crypto

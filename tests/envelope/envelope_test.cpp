@@ -1,0 +1,108 @@
+#include "envelope/envelope.h"
+
+#include <gtest/gtest.h>
+
+namespace cwc::envelope {
+namespace {
+
+TEST(PercentDecode, DecodesAndKeepsPlus) {
+  EXPECT_EQ(*percent_decode("a%2Bb%2f%3D"), "a+b/=");
+  EXPECT_EQ(*percent_decode("a+b"), "a+b");  // '+' in base64 echostr must survive
+  EXPECT_FALSE(percent_decode("%").has_value());
+  EXPECT_FALSE(percent_decode("%4").has_value());
+  EXPECT_FALSE(percent_decode("%zz").has_value());
+}
+
+TEST(SignedQuery, ParsesAllParams) {
+  auto q = parse_signed_query("msg_signature=abc&timestamp=123&nonce=n1&echostr=x%2By", true);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->msg_signature, "abc");
+  EXPECT_EQ(q->timestamp, "123");
+  EXPECT_EQ(q->nonce, "n1");
+  EXPECT_EQ(q->echostr, "x+y");
+}
+
+TEST(SignedQuery, NamesEveryMissingParam) {
+  auto q = parse_signed_query("timestamp=1", false);
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.error().kind, ErrorKind::MissingQueryParams);
+  EXPECT_EQ(q.error().describe(), "missing query params: msg_signature, nonce");
+  EXPECT_EQ(q.error().http_status(), 400);
+  auto empty = parse_signed_query("", true);
+  EXPECT_EQ(empty.error().describe(), "missing query params: msg_signature, timestamp, nonce, echostr");
+  auto blank_value = parse_signed_query("msg_signature=&timestamp=1&nonce=2", false);
+  EXPECT_EQ(blank_value.error().describe(), "missing query params: msg_signature");
+}
+
+TEST(SignedQuery, RejectsDuplicatesBadEncodingAndNonNumericTimestamp) {
+  EXPECT_EQ(parse_signed_query("msg_signature=a&msg_signature=b&timestamp=1&nonce=2", false).error().kind,
+            ErrorKind::BadQuery);
+  EXPECT_EQ(parse_signed_query("msg_signature=a%zz&timestamp=1&nonce=2", false).error().kind, ErrorKind::BadQuery);
+  auto ts = parse_signed_query("msg_signature=a&timestamp=12a&nonce=2", false);
+  EXPECT_EQ(ts.error().describe(), "bad query params: timestamp is not a decimal number");
+  auto huge = parse_signed_query("msg_signature=" + std::string(5000, 'a') + "&timestamp=1&nonce=2", false);
+  EXPECT_EQ(huge.error().kind, ErrorKind::BadQuery);
+}
+
+TEST(SignedQuery, IgnoresUnrelatedParams) {
+  auto q = parse_signed_query("foo=bar&&msg_signature=a&timestamp=1&nonce=2&x", false);
+  ASSERT_TRUE(q.ok());
+  EXPECT_EQ(q->nonce, "2");
+}
+
+TEST(RequestEnvelope, ParsesJsonAndXml) {
+  auto json = parse_request_envelope(R"({"encrypt":"QUJD"})");
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(json->format, Format::Json);
+  EXPECT_EQ(json->encrypt, "QUJD");
+  auto xml = parse_request_envelope(
+      "<xml><ToUserName><![CDATA[ww1]]></ToUserName><Encrypt><![CDATA[QUJD]]></Encrypt><AgentID>1</AgentID></xml>");
+  ASSERT_TRUE(xml.ok());
+  EXPECT_EQ(xml->format, Format::Xml);
+  EXPECT_EQ(xml->encrypt, "QUJD");
+  auto bom = parse_request_envelope("\xEF\xBB\xBF  {\"encrypt\":\"QUJD\"}");
+  ASSERT_TRUE(bom.ok());
+}
+
+TEST(RequestEnvelope, RejectsMalformedBodies) {
+  for (const char* body : {"", "   ", "encrypt=abc", "{", "[1,2]", R"({"encrypt":1})", R"({"encrypt":""})",
+                           R"({"other":"x"})", "<xml><Encrypt></Encrypt></xml>", "<xml><A>1</A></xml>",
+                           "<xml><Encrypt>abc</xml>"}) {
+    auto r = parse_request_envelope(body);
+    ASSERT_FALSE(r.ok()) << body;
+    EXPECT_EQ(r.error().kind, ErrorKind::BadBody) << body;
+  }
+}
+
+TEST(RequestEnvelope, RejectsDtdAndEntities) {
+  auto r = parse_request_envelope(
+      "<?xml version=\"1.0\"?><!DOCTYPE xml [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+      "<xml><Encrypt>&x;</Encrypt></xml>");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().detail.find("DTD"), std::string::npos);
+  EXPECT_FALSE(parse_request_envelope("<xml><!doctype x><Encrypt>a</Encrypt></xml>").ok());
+}
+
+TEST(ReplyEnvelope, JsonRoundTripKeepsDocumentedKeyOrder) {
+  const std::string body = build_reply_envelope(Format::Json, "ENC", "SIG", "123", "N");
+  EXPECT_EQ(body, R"({"encrypt":"ENC","msgsignature":"SIG","timestamp":"123","nonce":"N"})");
+  auto parsed = parse_reply_envelope(body);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->signature, "SIG");
+  EXPECT_EQ(parsed->timestamp, "123");
+}
+
+TEST(ReplyEnvelope, XmlRoundTrip) {
+  const std::string body = build_reply_envelope(Format::Xml, "ENC+/=", "SIG", "123", "N");
+  EXPECT_EQ(body,
+            "<xml><Encrypt><![CDATA[ENC+/=]]></Encrypt><MsgSignature><![CDATA[SIG]]></MsgSignature>"
+            "<TimeStamp>123</TimeStamp><Nonce><![CDATA[N]]></Nonce></xml>");
+  auto parsed = parse_reply_envelope(body);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->format, Format::Xml);
+  EXPECT_EQ(parsed->encrypt, "ENC+/=");
+  EXPECT_EQ(parsed->nonce, "N");
+}
+
+}  // namespace
+}  // namespace cwc::envelope

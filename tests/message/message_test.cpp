@@ -1,0 +1,120 @@
+#include "message/message.h"
+
+#include <gtest/gtest.h>
+
+#include "support/test_data.h"
+
+namespace cwc::message {
+namespace {
+
+TEST(ParseMessage, BotTextVector) {
+  auto v = cwc::testing::vector_named("bot-text-single");
+  auto msg = parse_message(v["plaintext"].get<std::string>());
+  ASSERT_TRUE(msg.ok()) << msg.error().describe();
+  EXPECT_EQ(msg->type, MsgType::Text);
+  EXPECT_EQ(msg->msgid, "CAIQz7HL8AUYwbTtqQMgAQ");
+  EXPECT_EQ(msg->aibotid, "AIBOTID");
+  EXPECT_EQ(msg->chattype, ChatType::Single);
+  EXPECT_EQ(msg->from_userid, "zhangsan");
+  EXPECT_EQ(msg->text, "你好，Clawdbot");
+  EXPECT_EQ(msg->response_url, "https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code=RESPONSECODE");
+}
+
+TEST(ParseMessage, OfficialExampleIsInvalidJsonWithClearError) {
+  auto v = cwc::testing::vector_named("official-json-example");
+  auto msg = parse_message(v["plaintext"].get<std::string>());
+  ASSERT_FALSE(msg.ok());
+  EXPECT_EQ(msg.error().kind, ErrorKind::BadMessage);
+  EXPECT_EQ(msg.error().describe(), "invalid message: decrypted message is not valid JSON");
+}
+
+TEST(ParseMessage, GroupTextWithQuote) {
+  auto msg = parse_message(R"({"msgid":"m1","aibotid":"b","chatid":"g1","chattype":"group","from":{"userid":"u1"},
+    "msgtype":"text","text":{"content":"@bot hi"},"quote":{"msgtype":"text","text":{"content":"earlier"}}})");
+  ASSERT_TRUE(msg.ok());
+  EXPECT_EQ(msg->chattype, ChatType::Group);
+  EXPECT_EQ(msg->chatid, "g1");
+  EXPECT_EQ(msg->text, "@bot hi");
+  EXPECT_EQ(msg->quote_text, "earlier");
+}
+
+TEST(ParseMessage, MixedKeepsTextsAndImagesInOrder) {
+  auto msg = parse_message(R"({"msgid":"m","from":{"userid":"u"},"msgtype":"mixed","mixed":{"msg_item":[
+    {"msgtype":"text","text":{"content":"look"}},{"msgtype":"image","image":{"url":"https://x/1"}},
+    {"msgtype":"text","text":{"content":"and"}},{"msgtype":"image","image":{"url":"https://x/2"}}]}})");
+  ASSERT_TRUE(msg.ok());
+  EXPECT_EQ(msg->type, MsgType::Mixed);
+  EXPECT_EQ(msg->text, "look\nand");
+  ASSERT_EQ(msg->media.size(), 2u);
+  EXPECT_EQ(msg->media[1].url, "https://x/2");
+}
+
+TEST(ParseMessage, ImageVoiceFileStreamEvent) {
+  auto image = parse_message(R"({"msgid":"m","from":{"userid":"u"},"msgtype":"image","image":{"url":"https://i"}})");
+  ASSERT_TRUE(image.ok());
+  EXPECT_EQ(image->media.at(0).kind, "image");
+  auto voice = parse_message(R"({"msgid":"m","from":{"userid":"u"},"msgtype":"voice","voice":{"content":"spoken"}})");
+  EXPECT_EQ(voice->text, "spoken");
+  auto file = parse_message(R"({"msgid":"m","from":{"userid":"u"},"msgtype":"file","file":{"url":"https://f"}})");
+  EXPECT_EQ(file->media.at(0).kind, "file");
+  auto stream = parse_message(R"({"msgid":"m2","from":{"userid":"u"},"msgtype":"stream","stream":{"id":"s1"}})");
+  EXPECT_EQ(stream->type, MsgType::StreamRefresh);
+  EXPECT_EQ(stream->stream_id, "s1");
+  auto event = parse_message(R"({"from":{"userid":"u"},"msgtype":"event","event":{"eventtype":"enter_chat"}})");
+  ASSERT_TRUE(event.ok());
+  EXPECT_EQ(event->event_type, "enter_chat");
+}
+
+TEST(ParseMessage, UnknownMsgtypeParsesAsUnsupported) {
+  auto msg = parse_message(R"({"msgid":"m","from":{"userid":"u"},"msgtype":"hologram"})");
+  ASSERT_TRUE(msg.ok());
+  EXPECT_EQ(msg->type, MsgType::Unsupported);
+  EXPECT_EQ(msg->msgtype, "hologram");
+}
+
+TEST(ParseMessage, RejectsStructurallyBrokenMessages) {
+  const char* cases[] = {
+      "", "[]", "\"text\"", R"({"from":{"userid":"u"}})",
+      R"({"msgid":"m","msgtype":"text","text":{"content":"x"}})",               // no from.userid
+      R"({"msgtype":"text","from":{"userid":"u"},"text":{"content":"x"}})",     // no msgid
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text"})",                 // no text object
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text","text":{"content":5}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"image","image":{}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"stream","stream":{}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"event","event":{}})",
+      R"({"msgid":"m","from":{"userid":"u"},"chattype":"weird","msgtype":"text","text":{"content":"x"}})",
+      R"({"msgid":["m"],"from":{"userid":"u"},"msgtype":"text","text":{"content":"x"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"mixed","mixed":{"msg_item":{}}})",
+  };
+  for (const char* text : cases) {
+    auto msg = parse_message(text);
+    ASSERT_FALSE(msg.ok()) << text;
+    EXPECT_EQ(msg.error().kind, ErrorKind::BadMessage) << text;
+  }
+  EXPECT_EQ(parse_message(cases[4]).error().describe(), "invalid message: missing from.userid");
+}
+
+TEST(ParseMessage, ClassicXmlMessage) {
+  auto msg = parse_message(
+      "<xml><ToUserName><![CDATA[ww1]]></ToUserName><FromUserName><![CDATA[lisi]]></FromUserName>"
+      "<CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[hi]]></Content>"
+      "<MsgId>42</MsgId></xml>");
+  ASSERT_TRUE(msg.ok()) << msg.error().describe();
+  EXPECT_EQ(msg->from_userid, "lisi");
+  EXPECT_EQ(msg->text, "hi");
+  EXPECT_EQ(msg->msgid, "42");
+}
+
+TEST(Replies, StreamReplyMatchesVectorPlaintextExactly) {
+  auto v = cwc::testing::vector_named("bot-stream-reply");
+  EXPECT_EQ(build_stream_reply({"stream-0001", false, "1"}), v["plaintext"].get<std::string>());
+}
+
+TEST(Replies, TextReplyAndUtf8) {
+  EXPECT_EQ(build_text_reply("你好"), R"({"msgtype":"text","text":{"content":"你好"}})");
+  // Invalid UTF-8 from an agent is replaced, never thrown.
+  EXPECT_NO_THROW(build_stream_reply({"s", true, std::string("\xff\xfe", 2)}));
+}
+
+}  // namespace
+}  // namespace cwc::message

@@ -1,0 +1,168 @@
+#include "stream/stream_table.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+namespace cwc::stream {
+namespace {
+
+constexpr std::int64_t kTtl = 600'000;
+constexpr std::int64_t kWarn = 5'000;
+
+StreamTable make_table(std::size_t max_open = 100) {
+  auto counter = std::make_shared<std::atomic<int>>(0);
+  return StreamTable(max_open, [counter] { return "s" + std::to_string(++*counter); });
+}
+
+TEST(Utf8Prefix, NeverCutsASequence) {
+  const std::string zh = "你好";  // 3 bytes each
+  EXPECT_EQ(utf8_safe_prefix_length(zh, 6), 6u);
+  EXPECT_EQ(utf8_safe_prefix_length(zh, 5), 3u);
+  EXPECT_EQ(utf8_safe_prefix_length(zh, 4), 3u);
+  EXPECT_EQ(utf8_safe_prefix_length(zh, 3), 3u);
+  EXPECT_EQ(utf8_safe_prefix_length(zh, 2), 0u);
+  const std::string emoji = "a😀";  // 1 + 4 bytes
+  EXPECT_EQ(utf8_safe_prefix_length(emoji, 4), 1u);
+  EXPECT_EQ(utf8_safe_prefix_length(emoji, 5), 5u);
+  EXPECT_EQ(utf8_safe_prefix_length("abc", 2), 2u);
+}
+
+TEST(Utf8Prefix, CapAtWecomLimitWithMultibyteText) {
+  std::string text;
+  while (text.size() < kMaxContentBytes + 100) text += "汉";
+  const std::size_t n = utf8_safe_prefix_length(text, kMaxContentBytes);
+  EXPECT_LE(n, kMaxContentBytes);
+  EXPECT_EQ(n % 3, 0u);
+  EXPECT_GT(n, kMaxContentBytes - 3);
+}
+
+TEST(StreamTableTest, OpenDedupesByAccountAndMsgid) {
+  auto table = make_table();
+  auto first = table.open("a", "m1", 0, kTtl, kWarn);
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(first->created);
+  auto retry = table.open("a", "m1", 10, kTtl, kWarn);
+  ASSERT_TRUE(retry);
+  EXPECT_FALSE(retry->created);
+  EXPECT_EQ(retry->stream_id, first->stream_id);
+  auto other_account = table.open("b", "m1", 10, kTtl, kWarn);
+  EXPECT_TRUE(other_account->created);
+  EXPECT_NE(other_account->stream_id, first->stream_id);
+}
+
+TEST(StreamTableTest, ViewsAreCumulativeAndFinish) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, kTtl, kWarn)->stream_id;
+  EXPECT_EQ(table.view("a", s, false, 0)->content, "");
+  EXPECT_EQ(table.push(s, "Hello", PushMode::Append), UpdateResult::Ok);
+  EXPECT_EQ(table.push(s, ", world", PushMode::Append), UpdateResult::Ok);
+  auto v = table.view("a", s, true, 1000);
+  EXPECT_EQ(v->content, "Hello, world");
+  EXPECT_FALSE(v->finish);
+  EXPECT_EQ(table.push(s, "Replaced", PushMode::Replace), UpdateResult::Ok);
+  EXPECT_EQ(table.finish(s, FinishKind::Done, ""), UpdateResult::Ok);
+  v = table.view("a", s, true, 2000);
+  EXPECT_EQ(v->content, "Replaced");
+  EXPECT_TRUE(v->finish);
+  EXPECT_EQ(table.push(s, "late", PushMode::Append), UpdateResult::Closed);
+  EXPECT_EQ(table.finish(s, FinishKind::Done, ""), UpdateResult::Closed);
+  EXPECT_EQ(table.push("nope", "x", PushMode::Append), UpdateResult::NotFound);
+}
+
+TEST(StreamTableTest, FailureTextIsShownBelowPartialAnswer) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, kTtl, kWarn)->stream_id;
+  table.push(s, "partial", PushMode::Append);
+  table.finish(s, FinishKind::Failed, "The model endpoint failed: 500");
+  auto v = table.view("a", s, true, 1);
+  EXPECT_EQ(v->content, "partial\n\nThe model endpoint failed: 500");
+  EXPECT_TRUE(v->finish);
+}
+
+TEST(StreamTableTest, UnknownForeignAndExpiredStreamsHaveNoView) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, kTtl, kWarn)->stream_id;
+  EXPECT_FALSE(table.view("a", "unknown", true, 0));
+  EXPECT_FALSE(table.view("b", s, true, 0));  // another account's stream
+  EXPECT_FALSE(table.view("a", s, true, kTtl));
+  auto notices = table.sweep(kTtl);
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_EQ(notices[0].kind, SweepNotice::Kind::Expired);
+  EXPECT_EQ(table.size(), 0u);
+  // After expiry the msgid is new again.
+  EXPECT_TRUE(table.open("a", "m1", kTtl + 1, kTtl, kWarn)->created);
+}
+
+TEST(StreamTableTest, ContentCappedUtf8SafeAndOverflowKept) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, kTtl, kWarn)->stream_id;
+  std::string answer;
+  while (answer.size() < kMaxContentBytes + 1000) answer += "答";
+  table.push(s, answer, PushMode::Append);
+  table.finish(s, FinishKind::Done, "");
+  auto v = table.view("a", s, true, 1);
+  EXPECT_LE(v->content.size(), kMaxContentBytes);
+  EXPECT_EQ(v->content.size() % 3, 0u);
+  auto rest = table.overflow(s);
+  ASSERT_TRUE(rest);
+  EXPECT_EQ(v->content + *rest, answer);
+  auto notices = table.sweep(2);
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_EQ(notices[0].kind, SweepNotice::Kind::OverflowPending);
+  EXPECT_EQ(notices[0].bytes, rest->size());
+}
+
+TEST(StreamTableTest, WarnsOnceWhenNoRefreshArrives) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, kTtl, kWarn)->stream_id;
+  table.view("a", s, false, 0);  // first reply went out with the placeholder
+  EXPECT_TRUE(table.sweep(kWarn - 1).empty());
+  auto notices = table.sweep(kWarn);
+  ASSERT_EQ(notices.size(), 1u);
+  EXPECT_EQ(notices[0].kind, SweepNotice::Kind::RefreshMissing);
+  EXPECT_TRUE(table.sweep(kWarn + 1000).empty());
+
+  auto refreshed = table.open("a", "m2", 0, kTtl, kWarn)->stream_id;
+  table.view("a", refreshed, false, 0);
+  table.view("a", refreshed, true, 1000);
+  EXPECT_TRUE(table.sweep(kWarn * 2).empty());
+}
+
+TEST(StreamTableTest, BoundEvictsFinishedFirstThenRefuses) {
+  auto table = make_table(2);
+  auto a = table.open("a", "m1", 0, kTtl, kWarn)->stream_id;
+  table.open("a", "m2", 1, kTtl, kWarn);
+  table.finish(a, FinishKind::Done, "done");
+  auto third = table.open("a", "m3", 2, kTtl, kWarn);
+  ASSERT_TRUE(third);  // evicted the finished one
+  EXPECT_FALSE(table.view("a", a, true, 3));
+  EXPECT_FALSE(table.open("a", "m4", 3, kTtl, kWarn));  // both open streams unfinished
+  EXPECT_EQ(table.size(), 2u);
+}
+
+TEST(StreamTableTest, ConcurrentPushesAndRefreshes) {
+  auto table = make_table(10000);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 64; ++i) ids.push_back(table.open("a", "m" + std::to_string(i), 0, kTtl, kWarn)->stream_id);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 200; ++round) {
+        for (std::size_t i = t; i < ids.size(); i += 4) table.push(ids[i], "x", PushMode::Append);
+      }
+    });
+    threads.emplace_back([&] {
+      for (int round = 0; round < 200; ++round) {
+        for (const auto& id : ids) table.view("a", id, true, round);
+        table.sweep(round);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& id : ids) EXPECT_EQ(table.view("a", id, true, 1000)->content.size(), 200u);
+}
+
+}  // namespace
+}  // namespace cwc::stream
