@@ -220,6 +220,16 @@ cwc_status http_request(cwc_instance* instance, const cwc_http_request* request,
   });
 }
 
+// A C host may pass any integer where an enum is declared; reading such a value through the
+// C++ enum type is undefined, so look at its bytes instead.
+template <class Enum>
+int raw_enum_value(const Enum& value) {
+  static_assert(sizeof(Enum) == sizeof(int));
+  int raw = 0;
+  std::memcpy(&raw, &value, sizeof raw);
+  return raw;
+}
+
 cwc_status update_status(cwc::stream::UpdateResult result, cwc_error* err) {
   switch (result) {
     case cwc::stream::UpdateResult::Ok: return CWC_OK;
@@ -235,12 +245,13 @@ cwc_status stream_push(cwc_instance* instance, cwc_str stream_id, cwc_str text, 
                        cwc_error* err) noexcept {
   return guarded(err, [&] {
     if (!instance) return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "NULL instance");
-    if (mode != CWC_PUSH_APPEND && mode != CWC_PUSH_REPLACE) {
+    const int raw_mode = raw_enum_value(mode);
+    if (raw_mode != CWC_PUSH_APPEND && raw_mode != CWC_PUSH_REPLACE) {
       return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "unknown push mode");
     }
     return update_status(instance->core->push(view(stream_id), view(text),
-                                              mode == CWC_PUSH_REPLACE ? cwc::stream::PushMode::Replace
-                                                                       : cwc::stream::PushMode::Append),
+                                              raw_mode == CWC_PUSH_REPLACE ? cwc::stream::PushMode::Replace
+                                                                           : cwc::stream::PushMode::Append),
                          err);
   });
 }
@@ -249,11 +260,12 @@ cwc_status stream_finish(cwc_instance* instance, cwc_str stream_id, cwc_finish_k
                          cwc_error* err) noexcept {
   return guarded(err, [&] {
     if (!instance) return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "NULL instance");
-    if (kind != CWC_FINISH_DONE && kind != CWC_FINISH_FAILED) {
+    const int raw_kind = raw_enum_value(kind);
+    if (raw_kind != CWC_FINISH_DONE && raw_kind != CWC_FINISH_FAILED) {
       return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "unknown finish kind");
     }
     return update_status(instance->core->finish(view(stream_id),
-                                                kind == CWC_FINISH_FAILED ? cwc::stream::FinishKind::Failed
+                                                raw_kind == CWC_FINISH_FAILED ? cwc::stream::FinishKind::Failed
                                                                           : cwc::stream::FinishKind::Done,
                                                 view(text)),
                          err);

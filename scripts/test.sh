@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The full test suite, as CI runs it:
+#   1. release build: every GoogleTest suite via CTest (unit, ABI, gateway, simulator, integration);
+#   2. ASan+UBSan build: the whole suite again;
+#   3. TSan build: the concurrent suites (stream table, ABI threads, gateway router, integration).
+# Installs missing Debian packages first (scripts/setup.sh), so it works on a fresh machine.
+#   scripts/test.sh [--quick]   (--quick: release build only)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/setup.sh"
+
+quick=0
+[[ "${1:-}" == "--quick" ]] && quick=1
+jobs=$(nproc)
+
+run_ctest() {  # run_ctest <flavour> [ctest args...]
+  local flavour=$1
+  shift
+  echo "== ctest ($flavour)" >&2
+  ctest --test-dir "$root/build/$flavour" --output-on-failure -j "$jobs" --timeout 300 "$@"
+}
+
+"$root/scripts/build.sh" release
+run_ctest release
+
+if ((!quick)); then
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  "$root/scripts/build.sh" asan
+  run_ctest asan
+
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  "$root/scripts/build.sh" tsan
+  # Newer kernels randomise mmap more than TSan of GCC 12 tolerates: run without ASLR.
+  setarch "$(uname -m)" -R true 2>/dev/null && tsan_prefix=(setarch "$(uname -m)" -R) || tsan_prefix=()
+  "${tsan_prefix[@]}" ctest --test-dir "$root/build/tsan" --output-on-failure -j "$jobs" --timeout 300 \
+    -R 'StreamTable|Abi|Instance|Gateway|Router|Integration|Sim'
+fi
