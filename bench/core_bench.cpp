@@ -70,7 +70,7 @@ BENCHMARK(BM_StreamReplyEncryptSign)->Arg(1)->Arg(300)->Arg(4096)->Arg(20480);
 void BM_InstanceHandleRefresh(benchmark::State& state) {
   cwc::testing::FakeHost host;
   auto created = cwc::core::Instance::create(
-      std::string(R"({"token":")") + kToken + R"(","encodingAESKey":")" + kAesKey + R"("})", host);
+      std::string(R"({"token":")") + kToken + R"(","encodingAESKey":")" + kAesKey + R"(","dm":{"policy":"open","allowFrom":["*"]}})", host);
   auto instance = std::move(created.value());
   cwc::testing::WecomPeer peer;
   auto first = peer.callback(kMessage);

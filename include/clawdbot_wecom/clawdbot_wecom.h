@@ -292,6 +292,20 @@ typedef struct cwc_plugin_api {
 
   /* Release a buffer returned by any function above. Safe on a zeroed buffer. */
   void (*on_buffer_free)(cwc_buffer* buffer);
+
+  /* Pending DM pairing requests (dm.policy "pairing") of one account, or of all accounts when
+   * `account_id` is empty, as JSON:
+   *   {"channel":"wecom","requests":[{"accountId","code","userId","createdAt","expiresAt"}]}
+   * Read from the host store (callback_store_get), so a CLI process sees what the gateway wrote.
+   * OWNERSHIP: *out owned by the caller (on_buffer_free). */
+  cwc_status (*on_pairing_list)(cwc_instance* instance, cwc_str account_id, cwc_buffer* out_json,
+                                cwc_error* err);
+
+  /* Approve a pairing code (case-insensitive; any account when `account_id` is empty): the user
+   * joins the account's allow-from store. Out: {"accountId","userId"}. CWC_ERR_NOT_FOUND for an
+   * unknown or expired code. OWNERSHIP: *out owned by the caller (on_buffer_free). */
+  cwc_status (*on_pairing_approve)(cwc_instance* instance, cwc_str account_id, cwc_str code,
+                                   cwc_buffer* out_json, cwc_error* err);
 } cwc_plugin_api;
 
 /* ---------------------------------------------------------------------------------------------

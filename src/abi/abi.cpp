@@ -29,7 +29,7 @@ constexpr char kContentTypeJson[] = "application/json; charset=utf-8";
 
 // The size of the version-1.0 tables: a host may pass larger ones (newer minor), never smaller.
 constexpr size_t kMinHostApiSize = offsetof(cwc_host_api, callback_random) + sizeof(void*);
-constexpr size_t kMinPluginApiSize = offsetof(cwc_plugin_api, on_buffer_free) + sizeof(void*);
+constexpr size_t kMinPluginApiSize = offsetof(cwc_plugin_api, on_pairing_approve) + sizeof(void*);
 
 std::string_view view(cwc_str s) { return s.ptr ? std::string_view(s.ptr, s.len) : std::string_view(); }
 cwc_str str(std::string_view s) { return cwc_str{s.data(), s.size()}; }
@@ -288,6 +288,25 @@ cwc_status probe(cwc_instance* instance, cwc_str account_id, cwc_buffer* out, cw
   });
 }
 
+cwc_status pairing_list(cwc_instance* instance, cwc_str account_id, cwc_buffer* out, cwc_error* err) noexcept {
+  return guarded(err, [&] {
+    if (!instance || !out) return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "NULL argument");
+    auto result = instance->core->pairing_list_json(view(account_id));
+    if (!result) return set_error(err, CWC_ERR_NOT_FOUND, 404, 0, result.error().detail);
+    return json_out(*result, out, err);
+  });
+}
+
+cwc_status pairing_approve(cwc_instance* instance, cwc_str account_id, cwc_str code, cwc_buffer* out,
+                           cwc_error* err) noexcept {
+  return guarded(err, [&] {
+    if (!instance || !out) return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "NULL argument");
+    auto result = instance->core->pairing_approve(view(account_id), view(code));
+    if (!result) return set_error(err, CWC_ERR_NOT_FOUND, 404, 0, result.error().detail);
+    return json_out(*result, out, err);
+  });
+}
+
 cwc_status send_text(cwc_instance*, cwc_str, cwc_str, cwc_str, cwc_error* err) noexcept {
   return set_error(err, CWC_ERR_UNSUPPORTED, 501, 0,
                    "WeCom intelligent bots are passive-reply only: sendText is not supported; "
@@ -345,6 +364,8 @@ CWC_EXPORT cwc_status clawdbot_wecom_plugin_init(uint32_t host_abi_version, cwc_
   api.on_send_text = send_text;
   api.on_tick = tick;
   api.on_buffer_free = buffer_free;
+  api.on_pairing_list = pairing_list;
+  api.on_pairing_approve = pairing_approve;
   // Never write past what the host said it has room for.
   const size_t host_size = out_api->struct_size;
   std::memcpy(out_api, &api, std::min(host_size, sizeof(api)));

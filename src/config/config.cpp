@@ -16,7 +16,7 @@ constexpr std::string_view kRoot = "channels.wecom";
 // Keys an account (or the top level, as the account template) may carry.
 const std::set<std::string, std::less<>> kAccountKeys = {
     "enabled", "name", "webhookPath", "token", "encodingAESKey", "receiveId", "welcomeText", "dm",
-    "groupPolicy", "groupAllowFrom", "groups", "streamPlaceholder", "maxBodyBytes",
+    "groupPolicy", "groupAllowFrom", "groups", "streamPlaceholder", "rejectText", "maxBodyBytes",
     "streamTtlSeconds", "refreshWarnSeconds"};
 const std::set<std::string, std::less<>> kTopLevelOnlyKeys = {"accounts", "defaultAccount",
                                                               "maxOpenStreams"};
@@ -214,6 +214,12 @@ Result<AccountConfig> parse_account(const std::string& id, const json& obj, cons
       return config_error(path + ".streamPlaceholder", "must be a non-empty string (WeCom shows it until the answer starts)");
     }
     account.stream_placeholder = it->get<std::string>();
+  }
+  if (auto it = obj.find("rejectText"); it != obj.end() && !it->is_null()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
+      return config_error(path + ".rejectText", "must be a non-empty string");
+    }
+    account.reject_text = it->get<std::string>();
   }
   CWC_TRY(max_body, get_int(obj, "maxBodyBytes", path, 1024, 16 * 1024 * 1024));
   if (*max_body) account.max_body_bytes = static_cast<std::size_t>(**max_body);

@@ -40,6 +40,8 @@ struct AccountConfig {
   std::vector<std::string> group_allow_from;
   std::map<std::string, GroupSettings> groups;
   std::string stream_placeholder = "1";
+  // What a sender the DM policy rejects sees (they never reach the agent).
+  std::string reject_text = "Sorry, this assistant is not available to you. Ask its owner for access.";
   std::size_t max_body_bytes = 1024 * 1024;
   int stream_ttl_seconds = 600;
   int refresh_warn_seconds = 5;

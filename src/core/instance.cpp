@@ -35,7 +35,8 @@ Result<std::unique_ptr<Instance>> Instance::create(std::string_view config_json,
 Instance::Instance(config::ChannelConfig config, Host& host)
     : config_(std::move(config)),
       host_(host),
-      streams_(config_.max_open_streams, [this] { return new_stream_id(); }) {
+      streams_(config_.max_open_streams, [this] { return new_stream_id(); }),
+      access_(host) {
   for (const auto& account : config_.accounts) accounts_.push_back(std::make_unique<Account>(&account));
 }
 
@@ -172,6 +173,14 @@ Result<std::string> Instance::handle_message(Account& account, const message::Me
       break;
   }
 
+  // Policy first: a sender who may not use the bot never reaches the agent, and an ignored
+  // group message leaves no stream behind.
+  const policy::Decision decision = access_.evaluate(cfg, msg);
+  if (decision.verdict == policy::Verdict::Ignore) {
+    host_.log(LogLevel::Info, cfg.id, "ignored msgid=" + msg.msgid + ": " + decision.reason);
+    return std::string();
+  }
+
   const std::int64_t now = now_ms();
   auto opened = streams_.open(cfg.id, msg.msgid, now, std::int64_t{cfg.stream_ttl_seconds} * 1000,
                               std::int64_t{cfg.refresh_warn_seconds} * 1000);
@@ -179,20 +188,27 @@ Result<std::string> Instance::handle_message(Account& account, const message::Me
     return make_error(ErrorKind::Overloaded, std::to_string(config_.max_open_streams) +
                                                  " unfinished streams are open; WeCom will retry");
   }
-  if (opened->created) {
+  if (!opened->created) {
+    host_.log(LogLevel::Info, cfg.id, "duplicate msgid=" + msg.msgid + " (WeCom retry): same stream, no new agent run");
+  } else if (decision.verdict == policy::Verdict::Answer) {
+    host_.log(LogLevel::Info, cfg.id, "not dispatched msgid=" + msg.msgid + ": " + decision.reason);
+    streams_.finish(opened->stream_id, stream::FinishKind::Done, decision.text);
+  } else {
     account.messages.fetch_add(1, std::memory_order_relaxed);
+    const bool group = msg.chattype == message::ChatType::Group;
     const std::string target = peer_target(msg);
     const std::string media = media_json_of(msg);
+    const std::string text = group ? policy::strip_leading_mention(msg.text) : msg.text;
     const std::string_view msgtype = message::to_string(msg.type);
     InboundMessage inbound;
     inbound.account_id = cfg.id;
-    inbound.peer_kind = msg.chattype == message::ChatType::Group ? PeerKind::Group : PeerKind::Direct;
+    inbound.peer_kind = group ? PeerKind::Group : PeerKind::Direct;
     inbound.target = target;
     inbound.sender_id = msg.from_userid;
     inbound.chat_id = msg.chatid;
     inbound.message_id = msg.msgid;
     inbound.msgtype = msgtype;
-    inbound.text = msg.text;
+    inbound.text = text;
     inbound.quote_text = msg.quote_text;
     inbound.stream_id = opened->stream_id;
     inbound.response_url = msg.response_url;
@@ -204,8 +220,6 @@ Result<std::string> Instance::handle_message(Account& account, const message::Me
       host_.log(LogLevel::Error, cfg.id, "host refused to dispatch msgid=" + msg.msgid + "; the user is told to retry");
       streams_.finish(opened->stream_id, stream::FinishKind::Failed, kDispatchRefusedText);
     }
-  } else {
-    host_.log(LogLevel::Info, cfg.id, "duplicate msgid=" + msg.msgid + " (WeCom retry): same stream, no new agent run");
   }
   auto view = streams_.view(cfg.id, opened->stream_id, /*is_refresh=*/false, now);
   if (!view) return make_error(ErrorKind::Internal, "stream vanished while answering");
@@ -333,6 +347,38 @@ Result<std::string> Instance::probe_json(std::string_view account_id) {
   }
   ordered_json out = {{"ok", all_ok}, {"accounts", std::move(results)}};
   return out.dump();
+}
+
+Result<std::string> Instance::pairing_list_json(std::string_view account_id) {
+  ordered_json requests = ordered_json::array();
+  bool found = false;
+  for (const auto& account : accounts_) {
+    const auto& cfg = *account->config;
+    if (!account_id.empty() && cfg.id != account_id) continue;
+    found = true;
+    for (const auto& r : access_.pending(cfg.id)) {
+      requests.push_back({{"accountId", cfg.id},
+                          {"code", r.code},
+                          {"userId", r.user_id},
+                          {"createdAt", r.created_ms},
+                          {"expiresAt", r.created_ms + policy::kPairingTtlMs}});
+    }
+  }
+  if (!found) return make_error(ErrorKind::NotFound, "no account \"" + std::string(account_id) + "\" under channels.wecom");
+  return ordered_json({{"channel", "wecom"}, {"requests", std::move(requests)}}).dump();
+}
+
+Result<std::string> Instance::pairing_approve(std::string_view account_id, std::string_view code) {
+  for (const auto& account : accounts_) {
+    const auto& cfg = *account->config;
+    if (!account_id.empty() && cfg.id != account_id) continue;
+    if (auto user = access_.approve(cfg.id, code)) {
+      host_.log(LogLevel::Info, cfg.id, "pairing approved: " + *user + " may now talk to the agent");
+      return ordered_json({{"accountId", cfg.id}, {"userId", *user}}).dump();
+    }
+  }
+  return make_error(ErrorKind::NotFound, "no pending WeCom pairing request with code " + std::string(code) +
+                                             " (codes expire after 1 hour; list them with `pairing list wecom`)");
 }
 
 void Instance::tick() {

@@ -16,6 +16,7 @@
 #include "crypto/crypto.h"
 #include "envelope/envelope.h"
 #include "message/message.h"
+#include "policy/policy.h"
 #include "stream/stream_table.h"
 
 namespace cwc::core {
@@ -54,6 +55,13 @@ class Instance {
   Result<std::string> probe_json(std::string_view account_id);
   void tick();
 
+  // Pending pairing requests as JSON ({"requests":[{accountId, code, userId, createdAt,
+  // expiresAt}]}), for one account or all (empty id).
+  Result<std::string> pairing_list_json(std::string_view account_id);
+  // Approves a pairing code (searching every account when the id is empty):
+  // {"accountId","userId"}; NotFound for an unknown or expired code.
+  Result<std::string> pairing_approve(std::string_view account_id, std::string_view code);
+
   const config::ChannelConfig& config() const { return config_; }
 
  private:
@@ -89,6 +97,7 @@ class Instance {
   Host& host_;
   std::vector<std::unique_ptr<Account>> accounts_;  // same order as config_.accounts
   stream::StreamTable streams_;
+  policy::AccessControl access_;
 };
 
 }  // namespace cwc::core

@@ -75,7 +75,7 @@ class AbiTest : public ::testing::Test {
 
   std::string config() const {
     return std::string(R"({"token":")") + cwc::testing::kToken + R"(","encodingAESKey":")" +
-           cwc::testing::kAesKey + R"("})";
+           cwc::testing::kAesKey + R"(","dm":{"policy":"open","allowFrom":["*"]}})";
   }
 
   // POSTs a signed callback and returns (status, decrypted reply).
@@ -215,6 +215,28 @@ TEST_F(AbiTest, RoutesStatusProbeSendTextTick) {
   api_.on_buffer_free(nullptr);
   cwc_buffer zero{};
   api_.on_buffer_free(&zero);
+}
+
+TEST_F(AbiTest, PairingListAndApproveThroughTheAbi) {
+  create(std::string(R"({"token":")") + cwc::testing::kToken + R"(","encodingAESKey":")" + cwc::testing::kAesKey + R"("})");
+  auto [status, reply] = post(R"({"msgid":"p1","from":{"userid":"stranger"},"msgtype":"text","text":{"content":"hi"}})");
+  ASSERT_EQ(status, 200);
+  EXPECT_NE(reply.find("Pairing code: "), std::string::npos) << reply;
+  EXPECT_EQ(host_.dispatches.load(), 0);
+  cwc_buffer buf{};
+  ASSERT_EQ(api_.on_pairing_list(instance_, s(""), &buf, &err_), CWC_OK);
+  const std::string list(buf.ptr, buf.len);
+  api_.on_buffer_free(&buf);
+  const auto at = list.find("\"code\":\"");
+  ASSERT_NE(at, std::string::npos) << list;
+  const std::string code = list.substr(at + 8, 8);
+  EXPECT_EQ(api_.on_pairing_approve(instance_, s(""), s("XXXXXXXX"), &buf, &err_), CWC_ERR_NOT_FOUND);
+  EXPECT_NE(std::string(err_.message).find("codes expire after 1 hour"), std::string::npos);
+  ASSERT_EQ(api_.on_pairing_approve(instance_, s(""), s(code), &buf, &err_), CWC_OK) << err_.message;
+  EXPECT_EQ(std::string(buf.ptr, buf.len), R"({"accountId":"default","userId":"stranger"})");
+  api_.on_buffer_free(&buf);
+  post(R"({"msgid":"p2","from":{"userid":"stranger"},"msgtype":"text","text":{"content":"hi"}})");
+  EXPECT_EQ(host_.dispatches.load(), 1);
 }
 
 TEST_F(AbiTest, ConcurrentRequestsAndPushesFromManyThreads) {

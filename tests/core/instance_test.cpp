@@ -14,7 +14,10 @@ using cwc::testing::FakeHost;
 using cwc::testing::WecomPeer;
 using nlohmann::json;
 
-std::string config_json(const std::string& extra = "") {
+// Most tests exercise the message path, so the DM policy is open unless a test says otherwise.
+constexpr const char* kOpenDm = R"(,"dm":{"policy":"open","allowFrom":["*"]})";
+
+std::string config_json(const std::string& extra = kOpenDm) {
   return std::string(R"({"token":")") + cwc::testing::kToken + R"(","encodingAESKey":")" + cwc::testing::kAesKey +
          R"(","receiveId":"")" + extra + "}";
 }
@@ -172,7 +175,7 @@ TEST_F(InstanceTest, EnterChatWelcome) {
   const std::string enter =
       R"({"msgid":"e1","aibotid":"BOT","chattype":"single","from":{"userid":"u"},"msgtype":"event","event":{"eventtype":"enter_chat"}})";
   EXPECT_TRUE(exchange(enter).is_null());  // no welcomeText → empty reply
-  make(config_json(R"(,"welcomeText":"你好，我是 Clawdbot。")"));
+  make(config_json(std::string(kOpenDm) + R"(,"welcomeText":"你好，我是 Clawdbot。")"));
   auto r = exchange(enter);
   EXPECT_EQ(r["msgtype"], "text");
   EXPECT_EQ(r["text"]["content"], "你好，我是 Clawdbot。");
@@ -247,7 +250,7 @@ TEST_F(InstanceTest, NoSecretsOrPlaintextInLogs) {
 
 TEST_F(InstanceTest, TwoAccountsOnTwoPaths) {
   const std::string key = cwc::testing::kAesKey;
-  make(R"({"accounts":{"default":{"webhookPath":"/wecom","token":"TOKEN_A","encodingAESKey":")" + key +
+  make(R"({"dm":{"policy":"open","allowFrom":["*"]},"accounts":{"default":{"webhookPath":"/wecom","token":"TOKEN_A","encodingAESKey":")" + key +
        R"("},"team2":{"webhookPath":"/wecom-team2","token":"TOKEN_B","encodingAESKey":")" + key + R"("}}})");
   WecomPeer a("TOKEN_A");
   WecomPeer b("TOKEN_B");
@@ -311,6 +314,53 @@ TEST_F(InstanceTest, ReplyTimestampComesFromClockAndNonceFromRequest) {
   ASSERT_TRUE(env.ok());
   EXPECT_EQ(env->nonce, "8427661");
   EXPECT_EQ(env->timestamp, "1732500000");
+}
+
+TEST_F(InstanceTest, PairingPolicyBlocksUnknownSendersUntilApproved) {
+  make(config_json(""));  // default dm.policy: pairing
+  auto first = exchange(text_message("p1", "hello?", "newbie"));
+  EXPECT_EQ(first["stream"]["finish"], true);
+  const std::string content = first["stream"]["content"];
+  EXPECT_NE(content.find("Pairing code: "), std::string::npos);
+  EXPECT_TRUE(host.dispatched.empty());
+  EXPECT_EQ(host.count_logs("pairing code issued to unknown sender newbie"), 1u);
+  // A WeCom retry of the same msgid gets the same finished stream and no second log line.
+  auto retry = exchange(text_message("p1", "hello?", "newbie"));
+  EXPECT_EQ(retry["stream"]["id"], first["stream"]["id"]);
+  EXPECT_EQ(host.count_logs("pairing code issued"), 1u);
+
+  auto list = json::parse(*instance->pairing_list_json(""));
+  ASSERT_EQ(list["requests"].size(), 1u);
+  const std::string code = list["requests"][0]["code"];
+  EXPECT_EQ(list["requests"][0]["userId"], "newbie");
+  EXPECT_FALSE(instance->pairing_approve("", "NOPE2345").ok());
+  auto approved = instance->pairing_approve("", code);
+  ASSERT_TRUE(approved.ok());
+  EXPECT_EQ(json::parse(*approved)["userId"], "newbie");
+
+  exchange(text_message("p2", "now?", "newbie"));
+  ASSERT_EQ(host.dispatched.size(), 1u);
+  EXPECT_EQ(host.dispatched[0].text, "now?");
+}
+
+TEST_F(InstanceTest, AllowlistRejectsWithConfiguredText) {
+  make(config_json(R"(,"dm":{"policy":"allowlist","allowFrom":["boss"]},"rejectText":"No entry.")"));
+  auto r = exchange(text_message("a1", "hi", "stranger"));
+  EXPECT_EQ(r["stream"]["content"], "No entry.");
+  EXPECT_EQ(r["stream"]["finish"], true);
+  exchange(text_message("a2", "hi", "boss"));
+  ASSERT_EQ(host.dispatched.size(), 1u);
+  EXPECT_EQ(host.dispatched[0].sender_id, "boss");
+}
+
+TEST_F(InstanceTest, GroupMentionIsStrippedAndDisabledGroupsAnswerNothing) {
+  exchange(text_message("gm1", "@Clawdbot summarise", "lisi", "CHAT1"));
+  ASSERT_EQ(host.dispatched.size(), 1u);
+  EXPECT_EQ(host.dispatched[0].text, "summarise");
+  make(config_json(std::string(kOpenDm) + R"(,"groupPolicy":"disabled")"));
+  EXPECT_TRUE(exchange(text_message("gm2", "@Clawdbot hi", "lisi", "CHAT1")).is_null());
+  EXPECT_EQ(host.count_logs("ignored msgid=gm2: group chats are disabled"), 1u);
+  EXPECT_EQ(json::parse(instance->status_json())["streams"], 0);
 }
 
 }  // namespace
