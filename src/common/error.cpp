@@ -5,7 +5,9 @@ namespace cwc {
 ErrorInfo error_info(ErrorKind kind) {
   switch (kind) {
     case ErrorKind::MissingQueryParams: return {400, 0, "missing query params"};
-    case ErrorKind::BadQuery: return {400, 0, "bad query params"};
+    // The docs promise one 400 phrase for unusable query strings ("missing query params"); a
+    // duplicate, undecodable or malformed param is just as unusable, and the detail names it.
+    case ErrorKind::BadQuery: return {400, 0, "missing query params"};
     case ErrorKind::InvalidSignature: return {401, -40001, "invalid signature"};
     case ErrorKind::BadBody: return {400, -40002, "invalid body"};
     case ErrorKind::BodyTooLarge: return {413, 0, "body too large"};

@@ -12,7 +12,7 @@ namespace cwc {
 
 enum class ErrorKind {
   MissingQueryParams,   // 400 — the docs' "missing query params"
-  BadQuery,             // 400 — duplicate or undecodable params
+  BadQuery,             // 400 — duplicate, oversized or undecodable params (same documented phrase)
   InvalidSignature,     // 401 — the docs' "invalid signature" (-40001)
   BadBody,              // 400 — body is not a JSON/XML envelope (-40002)
   BodyTooLarge,         // 413

@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "common/text_checks.h"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -12,6 +14,11 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kRoot = "channels.wecom";
+
+// The deepest real configuration is 4 levels (accounts.<id>.groups.<chat>). merged_account()
+// copies values, and nlohmann's copy is recursive: a value nested thousands of levels deep
+// overflowed the stack (found by fuzz_config). Bounding the depth before parsing fixes that.
+constexpr std::size_t kMaxConfigDepth = 32;
 
 // Keys an account (or the top level, as the account template) may carry.
 const std::set<std::string, std::less<>> kAccountKeys = {
@@ -260,6 +267,9 @@ const AccountConfig* ChannelConfig::find_account(std::string_view id) const {
 }
 
 Result<ChannelConfig> parse_channel_config(std::string_view json_text) {
+  if (!checks::json_depth_within(json_text, kMaxConfigDepth)) {
+    return config_error(std::string(kRoot), "nests deeper than " + std::to_string(kMaxConfigDepth) + " levels");
+  }
   json root = json::parse(json_text.begin(), json_text.end(), nullptr, false);
   if (root.is_discarded()) return config_error(std::string(kRoot), "is not valid JSON");
   if (!root.is_object()) return config_error(std::string(kRoot), "must be an object");

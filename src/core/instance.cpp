@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/text_checks.h"
+
 #include <array>
 
 namespace cwc::core {
@@ -18,6 +20,15 @@ std::string media_json_of(const message::Message& msg) {
   ordered_json items = ordered_json::array();
   for (const auto& item : msg.media) items.push_back({{"kind", item.kind}, {"url", item.url}});
   return items.dump();
+}
+
+// Every line the core logs goes through here. Lines carry values chosen by the sender (the path,
+// ids and event types from messages); escaping control characters and bounding the length keeps
+// the promise "one request, one log line" (no forged second line via "\n") and keeps the
+// host's log valid UTF-8.
+constexpr std::size_t kMaxLogLineBytes = 2048;
+void log_line(Host& host, LogLevel level, std::string_view account_id, std::string_view line) {
+  host.log(level, account_id, checks::printable(line, kMaxLogLineBytes, /*keep_utf8=*/true));
 }
 
 // Shown to the user when the host could not take the message at all.
@@ -58,8 +69,10 @@ Instance::Account* Instance::route(std::string_view path) {
 HttpResponse Instance::fail(Account* account, const HttpRequest& request, const Error& error) {
   std::string line = std::to_string(error.http_status()) + " " + error.describe();
   if (error.wecom_code() != 0) line += " (" + std::to_string(error.wecom_code()) + ")";
-  line += " — " + std::string(request.method) + " " + std::string(request.path);
-  if (!request.remote_addr.empty()) line += " from " + std::string(request.remote_addr);
+  line += " — " + checks::printable(request.method, 16) + " " + checks::printable(request.path, 128);
+  if (!request.remote_addr.empty()) line += " from " + checks::printable(request.remote_addr, 64);
+  // Stored for status_json() too, which must stay valid UTF-8 (nlohmann throws on anything else).
+  line = checks::printable(line, kMaxLogLineBytes, /*keep_utf8=*/true);
   const std::string_view account_id = account ? std::string_view(account->config->id) : std::string_view();
   if (account) {
     account->rejected.fetch_add(1, std::memory_order_relaxed);
@@ -67,7 +80,7 @@ HttpResponse Instance::fail(Account* account, const HttpRequest& request, const 
     account->last_error = line;
     account->last_error_ms = now_ms();
   }
-  host_.log(error.http_status() >= 500 ? LogLevel::Error : LogLevel::Warn, account_id, line);
+  log_line(host_, error.http_status() >= 500 ? LogLevel::Error : LogLevel::Warn, account_id, line);
   HttpResponse response;
   response.status = error.http_status();
   response.content_type = kContentTypeText;
@@ -96,7 +109,7 @@ HttpResponse Instance::handle_verify(Account& account, const HttpRequest& reques
   }
   auto plain = account.crypto.decrypt(query->echostr);
   if (!plain) return fail(&account, request, plain.error());
-  host_.log(LogLevel::Info, cfg.id, "VerifyURL succeeded on " + cfg.webhook_path);
+  log_line(host_, LogLevel::Info, cfg.id, "VerifyURL succeeded on " + cfg.webhook_path);
   HttpResponse response;
   response.content_type = kContentTypeText;
   response.body = std::move(*plain);  // the bare plaintext: no quotes, no newline
@@ -151,22 +164,22 @@ Result<std::string> Instance::handle_message(Account& account, const message::Me
       auto view = streams_.view(cfg.id, msg.stream_id, /*is_refresh=*/true, now_ms());
       if (!view) {
         // Unknown, expired or another account's stream: finish it so the client stops asking.
-        host_.log(LogLevel::Info, cfg.id, "refresh for unknown or expired stream; answering finish");
+        log_line(host_, LogLevel::Info, cfg.id, "refresh for unknown or expired stream; answering finish");
         return message::build_stream_reply({msg.stream_id, true, ""});
       }
       return message::build_stream_reply({view->id, view->finish, view->content});
     }
     case MsgType::Event: {
       if (msg.event_type == "enter_chat") {
-        host_.log(LogLevel::Debug, cfg.id, "enter_chat from " + msg.from_userid);
+        log_line(host_, LogLevel::Debug, cfg.id, "enter_chat from " + msg.from_userid);
         if (!cfg.welcome_text || cfg.welcome_text->empty()) return std::string();
         return message::build_text_reply(*cfg.welcome_text);
       }
-      host_.log(LogLevel::Info, cfg.id, "event " + msg.event_type.substr(0, 64) + " from " + msg.from_userid + " (no reply)");
+      log_line(host_, LogLevel::Info, cfg.id, "event " + msg.event_type.substr(0, 64) + " from " + msg.from_userid + " (no reply)");
       return std::string();
     }
     case MsgType::Unsupported:
-      host_.log(LogLevel::Warn, cfg.id,
+      log_line(host_, LogLevel::Warn, cfg.id,
                 "unsupported msgtype \"" + msg.msgtype.substr(0, 64) + "\" from " + msg.from_userid + " ignored");
       return std::string();
     default:
@@ -177,7 +190,7 @@ Result<std::string> Instance::handle_message(Account& account, const message::Me
   // group message leaves no stream behind.
   const policy::Decision decision = access_.evaluate(cfg, msg);
   if (decision.verdict == policy::Verdict::Ignore) {
-    host_.log(LogLevel::Info, cfg.id, "ignored msgid=" + msg.msgid + ": " + decision.reason);
+    log_line(host_, LogLevel::Info, cfg.id, "ignored msgid=" + msg.msgid + ": " + decision.reason);
     return std::string();
   }
 
@@ -189,9 +202,9 @@ Result<std::string> Instance::handle_message(Account& account, const message::Me
                                                  " unfinished streams are open; WeCom will retry");
   }
   if (!opened->created) {
-    host_.log(LogLevel::Info, cfg.id, "duplicate msgid=" + msg.msgid + " (WeCom retry): same stream, no new agent run");
+    log_line(host_, LogLevel::Info, cfg.id, "duplicate msgid=" + msg.msgid + " (WeCom retry): same stream, no new agent run");
   } else if (decision.verdict == policy::Verdict::Answer) {
-    host_.log(LogLevel::Info, cfg.id, "not dispatched msgid=" + msg.msgid + ": " + decision.reason);
+    log_line(host_, LogLevel::Info, cfg.id, "not dispatched msgid=" + msg.msgid + ": " + decision.reason);
     streams_.finish(opened->stream_id, stream::FinishKind::Done, decision.text);
   } else {
     account.messages.fetch_add(1, std::memory_order_relaxed);
@@ -214,10 +227,10 @@ Result<std::string> Instance::handle_message(Account& account, const message::Me
     inbound.response_url = msg.response_url;
     inbound.aibot_id = msg.aibotid;
     inbound.media_json = media;
-    host_.log(LogLevel::Debug, cfg.id,
+    log_line(host_, LogLevel::Debug, cfg.id,
               "inbound " + std::string(msgtype) + " msgid=" + msg.msgid + " " + target + " stream=" + opened->stream_id);
     if (!host_.dispatch(inbound)) {
-      host_.log(LogLevel::Error, cfg.id, "host refused to dispatch msgid=" + msg.msgid + "; the user is told to retry");
+      log_line(host_, LogLevel::Error, cfg.id, "host refused to dispatch msgid=" + msg.msgid + "; the user is told to retry");
       streams_.finish(opened->stream_id, stream::FinishKind::Failed, kDispatchRefusedText);
     }
   }
@@ -373,7 +386,7 @@ Result<std::string> Instance::pairing_approve(std::string_view account_id, std::
     const auto& cfg = *account->config;
     if (!account_id.empty() && cfg.id != account_id) continue;
     if (auto user = access_.approve(cfg.id, code)) {
-      host_.log(LogLevel::Info, cfg.id, "pairing approved: " + *user + " may now talk to the agent");
+      log_line(host_, LogLevel::Info, cfg.id, "pairing approved: " + *user + " may now talk to the agent");
       return ordered_json({{"accountId", cfg.id}, {"userId", *user}}).dump();
     }
   }
@@ -389,7 +402,7 @@ void Instance::tick() {
     }
     switch (notice.kind) {
       case stream::SweepNotice::Kind::RefreshMissing:
-        host_.log(LogLevel::Warn, notice.account_id,
+        log_line(host_, LogLevel::Warn, notice.account_id,
                   "stream refresh not received: stream " + notice.stream_id + " answered its first reply " +
                       std::to_string(account ? account->config->refresh_warn_seconds : 0) +
                       "s ago and WeCom has not refreshed it since — msgtype=stream callbacks are not reaching "
@@ -397,13 +410,13 @@ void Instance::tick() {
         break;
       case stream::SweepNotice::Kind::Expired:
         if (notice.bytes > 0) {
-          host_.log(LogLevel::Warn, notice.account_id,
+          log_line(host_, LogLevel::Warn, notice.account_id,
                     "stream " + notice.stream_id + " expired before the agent finished (" +
                         std::to_string(notice.bytes) + " bytes were never refreshed by WeCom)");
         }
         break;
       case stream::SweepNotice::Kind::OverflowPending:
-        host_.log(LogLevel::Warn, notice.account_id,
+        log_line(host_, LogLevel::Warn, notice.account_id,
                   "stream " + notice.stream_id + ": answer exceeds WeCom's 20480-byte stream limit by " +
                       std::to_string(notice.bytes) + " bytes; the overflow is kept, not shown in the stream");
         break;

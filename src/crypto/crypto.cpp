@@ -73,7 +73,10 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
-std::optional<std::string> base64_decode(std::string_view text) {
+namespace {
+
+// `strict_pad_bits`: also reject non-zero bits under the '=' padding (see below).
+std::optional<std::string> decode_base64(std::string_view text, bool strict_pad_bits) {
   if (text.size() % 4 != 0) return std::nullopt;
   std::size_t padding = 0;
   if (!text.empty() && text.back() == '=') ++padding;
@@ -82,6 +85,18 @@ std::optional<std::string> base64_decode(std::string_view text) {
     if (!is_base64_char(text[i])) return std::nullopt;
   }
   if (text.empty()) return std::string();
+  // The bits of the last data character that fall into the padding must be zero; otherwise
+  // "...vn5=" and "...vn4=" both decode to the same bytes and the decoder is not the strict,
+  // one-text-per-ciphertext one this header promises (found by fuzz_decrypt).
+  if (strict_pad_bits && padding > 0) {
+    const char last = text[text.size() - padding - 1];
+    const int value = last >= 'A' && last <= 'Z'   ? last - 'A'
+                      : last >= 'a' && last <= 'z' ? last - 'a' + 26
+                      : last >= '0' && last <= '9' ? last - '0' + 52
+                      : last == '+'                ? 62
+                                                   : 63;
+    if ((value & (padding == 1 ? 0x03 : 0x0F)) != 0) return std::nullopt;
+  }
   // EVP_DecodeBlock validates the alphabet too, but it tolerates surrounding whitespace and
   // returns padding as zero bytes; the checks above make its input canonical.
   std::string out(text.size() / 4 * 3, '\0');
@@ -92,6 +107,10 @@ std::optional<std::string> base64_decode(std::string_view text) {
   out.resize(static_cast<std::size_t>(n) - padding);
   return out;
 }
+
+}  // namespace
+
+std::optional<std::string> base64_decode(std::string_view text) { return decode_base64(text, true); }
 
 std::string to_hex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -130,6 +149,12 @@ std::string pad32(std::string_view data) {
 
 Result<std::string> unpad32(std::string_view data) {
   if (data.empty()) return make_error(ErrorKind::DecryptFailed, "empty plaintext", -40007);
+  // WeCom pads to whole 32-byte blocks; AES only guarantees 16. A 48-byte plaintext cannot be
+  // WeCom's, whatever its last bytes say (found by fuzz_decrypt: such input was accepted).
+  if (data.size() % kPadBlock != 0) {
+    return make_error(ErrorKind::DecryptFailed,
+                      "padded length " + std::to_string(data.size()) + " is not a multiple of 32", -40007);
+  }
   const auto pad = static_cast<unsigned char>(data.back());
   if (pad < 1 || pad > kPadBlock) {
     return make_error(ErrorKind::DecryptFailed,
@@ -168,7 +193,10 @@ Result<AesKey> AesKey::from_encoding_aes_key(std::string_view encoding_aes_key) 
   }
   std::string padded(encoding_aes_key);
   padded += '=';
-  auto decoded = base64_decode(padded);
+  // Not strict about the pad bits: WeCom's generated keys routinely end in a character whose
+  // low bits are set (e.g. "...hUt" + "="); they never change the 32 decoded bytes, and WeCom's
+  // own SDKs ignore them too.
+  auto decoded = decode_base64(padded, /*strict_pad_bits=*/false);
   if (!decoded || decoded->size() != kAesKeyBytes) {
     return make_error(ErrorKind::Config, "does not decode to a 32-byte AES key", -40004);
   }

@@ -1,5 +1,7 @@
 #include "envelope/envelope.h"
 
+#include "common/text_checks.h"
+
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
 
@@ -14,6 +16,14 @@ using nlohmann::json;
 // WeCom's values are short: a 40-char signature, a 10-digit timestamp, a short nonce and an
 // echostr of a few hundred bytes. Anything far larger is not WeCom.
 constexpr std::size_t kMaxParamBytes = 4096;
+
+// WeCom's envelopes are flat objects; the bound leaves room for extra fields and keeps a body of
+// nested brackets from costing memory (and stack in any recursive walk) before it is rejected.
+constexpr std::size_t kMaxEnvelopeDepth = 16;
+
+// Every XML document WeCom sends is UTF-8. Forcing the encoding stops pugixml from guessing
+// UTF-16/32 from the first bytes ("<\0\0\0") and converting attacker bytes into text.
+constexpr unsigned kXmlOptions = pugi::parse_default & ~pugi::parse_doctype;
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -88,7 +98,8 @@ Result<std::vector<QueryParam>> parse_query(std::string_view query) {
     if (!name) return make_error(ErrorKind::BadQuery, "bad percent-encoding in a parameter name");
     auto value = percent_decode(raw_value);
     if (!value) {
-      return make_error(ErrorKind::BadQuery, "bad percent-encoding in parameter " + *name);
+      // The name is the sender's: bounded and escaped, it may end up in a log line.
+      return make_error(ErrorKind::BadQuery, "bad percent-encoding in parameter " + checks::printable(*name, 32));
     }
     params.push_back({std::move(*name), std::move(*value)});
   }
@@ -113,11 +124,11 @@ Result<SignedQuery> parse_signed_query(std::string_view query, bool want_echostr
       if (param.name != slot.name) continue;
       if (slot.seen) {
         // Two different values would make "which one was signed" ambiguous.
-        return make_error(ErrorKind::BadQuery, "duplicate query param " + std::string(slot.name));
+        return make_error(ErrorKind::BadQuery, std::string(slot.name) + " given twice");
       }
       if (param.value.size() > kMaxParamBytes) {
-        return make_error(ErrorKind::BadQuery, "query param " + std::string(slot.name) + " longer than " +
-                                                   std::to_string(kMaxParamBytes) + " bytes");
+        return make_error(ErrorKind::BadQuery,
+                          std::string(slot.name) + " longer than " + std::to_string(kMaxParamBytes) + " bytes");
       }
       slot.seen = true;
       *slot.target = std::move(param.value);
@@ -142,6 +153,9 @@ Result<RequestEnvelope> parse_request_envelope(std::string_view body) {
   std::string_view text = trim_leading_blank(body);
   if (text.empty()) return make_error(ErrorKind::BadBody, "empty body (expected {\"encrypt\": ...})");
   if (text.front() == '{') {
+    if (!checks::json_depth_within(text, kMaxEnvelopeDepth)) {
+      return make_error(ErrorKind::BadBody, "JSON body nests deeper than " + std::to_string(kMaxEnvelopeDepth) + " levels");
+    }
     json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
     if (doc.is_discarded() || !doc.is_object()) {
       return make_error(ErrorKind::BadBody, "body is not valid JSON");
@@ -161,7 +175,7 @@ Result<RequestEnvelope> parse_request_envelope(std::string_view body) {
       return make_error(ErrorKind::BadBody, "XML body with a DTD or entity declaration is not accepted");
     }
     pugi::xml_document doc;
-    auto result = doc.load_buffer(text.data(), text.size(), pugi::parse_default & ~pugi::parse_doctype);
+    auto result = doc.load_buffer(text.data(), text.size(), kXmlOptions, pugi::encoding_utf8);
     if (!result) return make_error(ErrorKind::BadBody, std::string("body is not valid XML: ") + result.description());
     pugi::xml_node root = doc.document_element();
     pugi::xml_node node = root.child("Encrypt");
@@ -197,6 +211,9 @@ Result<ReplyEnvelope> parse_reply_envelope(std::string_view body) {
   std::string_view text = trim_leading_blank(body);
   if (text.empty()) return make_error(ErrorKind::BadBody, "empty reply");
   if (text.front() == '{') {
+    if (!checks::json_depth_within(text, kMaxEnvelopeDepth)) {
+      return make_error(ErrorKind::BadBody, "reply nests deeper than " + std::to_string(kMaxEnvelopeDepth) + " levels");
+    }
     json doc = json::parse(text.begin(), text.end(), nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) return make_error(ErrorKind::BadBody, "reply is not valid JSON");
     ReplyEnvelope out{Format::Json, {}, {}, {}, {}};
@@ -212,10 +229,17 @@ Result<ReplyEnvelope> parse_reply_envelope(std::string_view body) {
         !get("timestamp", out.timestamp) || !get("nonce", out.nonce)) {
       return make_error(ErrorKind::BadBody, "reply lacks encrypt/msgsignature/timestamp/nonce");
     }
+    // Same rule as the XML form below: present but empty is missing (found by fuzz_reply_envelope).
+    if (out.encrypt.empty() || out.signature.empty()) {
+      return make_error(ErrorKind::BadBody, "reply lacks encrypt/msgsignature");
+    }
     return out;
   }
   pugi::xml_document doc;
-  if (!doc.load_buffer(text.data(), text.size())) return make_error(ErrorKind::BadBody, "reply is not valid XML");
+  if (has_markup_declaration(text)) return make_error(ErrorKind::BadBody, "reply with a DTD is not accepted");
+  if (!doc.load_buffer(text.data(), text.size(), kXmlOptions, pugi::encoding_utf8)) {
+    return make_error(ErrorKind::BadBody, "reply is not valid XML");
+  }
   pugi::xml_node root = doc.document_element();
   ReplyEnvelope out{Format::Xml, xml_text(root.child("Encrypt")), xml_text(root.child("MsgSignature")),
                     xml_text(root.child("TimeStamp")), xml_text(root.child("Nonce"))};

@@ -1,5 +1,7 @@
 #include "message/message.h"
 
+#include "common/text_checks.h"
+
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
 
@@ -11,6 +13,11 @@ using nlohmann::json;
 // Bound on what we accept from a decrypted message: WeCom's ids and urls are short; text is
 // capped by WeCom itself far below this.
 constexpr std::size_t kMaxIdBytes = 512;
+constexpr std::size_t kMaxUrlBytes = kMaxIdBytes * 8;  // aibotid, chatid, response_url, media urls
+
+// Real messages nest five levels at most (quote.mixed.msg_item[].text.content); anything much
+// deeper is rejected before parsing, with a precise error, instead of costing memory.
+constexpr std::size_t kMaxMessageDepth = 32;
 
 Error bad(std::string detail) { return make_error(ErrorKind::BadMessage, std::move(detail)); }
 
@@ -66,6 +73,9 @@ std::string quote_text_of(const json& quote) {
 }
 
 Result<Message> parse_json_message(std::string_view plaintext) {
+  if (!checks::json_depth_within(plaintext, kMaxMessageDepth)) {
+    return bad("decrypted message nests deeper than " + std::to_string(kMaxMessageDepth) + " levels");
+  }
   json doc = json::parse(plaintext.begin(), plaintext.end(), nullptr, false);
   if (doc.is_discarded()) return bad("decrypted message is not valid JSON");
   if (!doc.is_object()) return bad("decrypted message is not a JSON object");
@@ -81,7 +91,7 @@ Result<Message> parse_json_message(std::string_view plaintext) {
                                std::pair{"response_url", &msg.response_url}}) {
       auto value = string_member(doc, key, "", /*numeric_ok=*/std::string_view(key) == "msgid");
       if (!value) return value.error();
-      if (value->size() > kMaxIdBytes * 8) return bad(std::string(key) + " is too long");
+      if (value->size() > kMaxUrlBytes) return bad(std::string(key) + " is too long");
       *target = std::move(*value);
     }
     auto chattype = string_member(doc, "chattype", "");
@@ -163,9 +173,6 @@ Result<Message> parse_json_message(std::string_view plaintext) {
     // value() throws on a present member of the wrong type.
     return bad(std::string("unexpected field type: ") + e.what());
   }
-  if (msg.from_userid.empty() && msg.type != MsgType::StreamRefresh) return bad("missing from.userid");
-  if (msg.is_user_message() && msg.msgid.empty()) return bad("missing msgid");
-  if (msg.msgid.size() > kMaxIdBytes) return bad("msgid is too long");
   return msg;
 }
 
@@ -173,7 +180,9 @@ Result<Message> parse_json_message(std::string_view plaintext) {
 // <MsgType>/<Content>/<FromUserName>/<MsgId> and <From><UserId>/<Text><Content>/<ChatId>.
 Result<Message> parse_xml_message(std::string_view plaintext) {
   pugi::xml_document doc;
-  if (!doc.load_buffer(plaintext.data(), plaintext.size(), pugi::parse_default & ~pugi::parse_doctype)) {
+  // encoding_utf8: WeCom's XML is UTF-8; never let pugixml guess UTF-16/32 from the first bytes.
+  if (!doc.load_buffer(plaintext.data(), plaintext.size(), pugi::parse_default & ~pugi::parse_doctype,
+                       pugi::encoding_utf8)) {
     return bad("decrypted message is not valid XML");
   }
   pugi::xml_node root = doc.document_element();
@@ -216,8 +225,34 @@ Result<Message> parse_xml_message(std::string_view plaintext) {
     default:
       break;
   }
+  return msg;
+}
+
+// The promises of the model, whichever format the message came in: required ids present, every
+// field bounded, and every string valid UTF-8. (JSON text is UTF-8-checked as a whole before
+// parsing; XML character references such as &#xD800; can still decode to invalid UTF-8, and the
+// host is promised UTF-8 strings, so the fields are checked again here.)
+Result<Message> check_model(Message msg) {
   if (msg.from_userid.empty() && msg.type != MsgType::StreamRefresh) return bad("missing from.userid");
   if (msg.is_user_message() && msg.msgid.empty()) return bad("missing msgid");
+  constexpr std::size_t kUnbounded = std::string::npos;  // text: bounded by the body cap only
+  const struct {
+    const char* name;
+    const std::string* value;
+    std::size_t limit;
+  } fields[] = {{"msgtype", &msg.msgtype, kMaxIdBytes},        {"msgid", &msg.msgid, kMaxIdBytes},
+                {"from.userid", &msg.from_userid, kMaxIdBytes}, {"stream.id", &msg.stream_id, kMaxIdBytes},
+                {"eventtype", &msg.event_type, kMaxIdBytes},    {"aibotid", &msg.aibotid, kMaxUrlBytes},
+                {"chatid", &msg.chatid, kMaxUrlBytes},          {"response_url", &msg.response_url, kMaxUrlBytes},
+                {"text", &msg.text, kUnbounded},                {"quote", &msg.quote_text, kUnbounded}};
+  for (const auto& field : fields) {
+    if (field.value->size() > field.limit) return bad(std::string(field.name) + " is too long");
+    if (!checks::is_valid_utf8(*field.value)) return bad(std::string(field.name) + " is not valid UTF-8");
+  }
+  for (const auto& item : msg.media) {
+    if (item.url.size() > kMaxUrlBytes) return bad(item.kind + " url is too long");
+    if (!checks::is_valid_utf8(item.url)) return bad(item.kind + " url is not valid UTF-8");
+  }
   return msg;
 }
 
@@ -241,8 +276,14 @@ Result<Message> parse_message(std::string_view plaintext) {
   std::size_t i = 0;
   while (i < plaintext.size() && (plaintext[i] == ' ' || plaintext[i] == '\n' || plaintext[i] == '\r' || plaintext[i] == '\t')) ++i;
   if (i == plaintext.size()) return bad("decrypted message is empty");
-  if (plaintext[i] == '<') return parse_xml_message(plaintext.substr(i));
-  return parse_json_message(plaintext.substr(i));
+  // WeCom's messages are UTF-8 and the host is promised UTF-8 text: reject rather than repair
+  // (nothing WeCom sends fails this; a repaired message would be a different message).
+  if (const std::size_t bad_at = checks::invalid_utf8_offset(plaintext); bad_at != std::string_view::npos) {
+    return bad("decrypted message is not valid UTF-8 (byte " + std::to_string(bad_at) + ")");
+  }
+  auto msg = plaintext[i] == '<' ? parse_xml_message(plaintext.substr(i)) : parse_json_message(plaintext.substr(i));
+  if (!msg) return msg;
+  return check_model(std::move(*msg));
 }
 
 // Replies keep WeCom's documented key order (ordered_json), so they are byte-for-byte

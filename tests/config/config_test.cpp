@@ -124,5 +124,15 @@ TEST(Config, GroupsAndNumericAllowFrom) {
             std::string::npos);
 }
 
+// Regression: a value nested 100000 levels deep overflowed the stack (merged_account copies
+// values recursively); the depth is now bounded before parsing, with a message naming the root.
+TEST(Config, DeepNestingIsRejectedWithoutOverflowingTheStack) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  auto r = parse_channel_config(std::string(R"({"accounts":{"a":{"token":"T","encodingAESKey":")") + kKey +
+                                R"(","name":)" + deep + "}}}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().detail, "channels.wecom nests deeper than 32 levels");
+}
+
 }  // namespace
 }  // namespace cwc::config

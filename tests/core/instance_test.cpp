@@ -363,5 +363,35 @@ TEST_F(InstanceTest, GroupMentionIsStrippedAndDisabledGroupsAnswerNothing) {
   EXPECT_EQ(json::parse(instance->status_json())["streams"], 0);
 }
 
+// Regression: log lines carry sender-chosen values (path, event types, ids). A newline in one of
+// them used to forge a second log line; now every request logs one escaped, bounded line.
+TEST_F(InstanceTest, LogLinesEscapeControlCharactersAndStayBounded) {
+  auto res = instance->handle({"GET", "/x\nwecom[default]: 200 ok" + std::string(5000, 'p'), "", "", "", "1.2.3.4"});
+  EXPECT_EQ(res.status, 404);
+  ASSERT_EQ(host.logs.size(), 1u);
+  const std::string& line = host.logs[0].line;
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_NE(line.find("/x\\x0awecom[default]"), std::string::npos) << line;
+  EXPECT_LT(line.size(), 400u);
+
+  json event = json::parse(text_message("m1", "x"));
+  event["msgtype"] = "event";
+  event["event"] = {{"eventtype", "a\r\nb"}};
+  host.logs.clear();
+  EXPECT_EQ(post(event.dump()).status, 200);
+  ASSERT_EQ(host.logs.size(), 1u);
+  EXPECT_NE(host.logs[0].line.find("event a\\x0d\\x0ab from zhangsan"), std::string::npos) << host.logs[0].line;
+}
+
+// Regression: the method of a rejected request (any bytes) went unescaped into lastError, and
+// status_json() then threw on the invalid UTF-8 instead of answering.
+TEST_F(InstanceTest, StatusStaysValidAfterARequestWithBinaryMethod) {
+  auto res = instance->handle({"\xff\xfe", "/wecom", "", "", "", ""});
+  EXPECT_EQ(res.status, 405);
+  std::string status;
+  ASSERT_NO_THROW(status = instance->status_json());
+  EXPECT_NE(json::parse(status)["accounts"][0]["lastError"].get<std::string>().find("\\xff\\xfe /wecom"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace cwc::core

@@ -215,5 +215,39 @@ TEST(Media, DecryptsPad32EncryptedBytes) {
 
 TEST(Md5, MatchesKnownDigest) { EXPECT_EQ(md5_hex("abc"), "900150983cd24fb0d6963f7d28e17f72"); }
 
+// Regression (fuzz_decrypt, tests/fuzz/corpus/fuzz_decrypt/regress-unpad-48-bytes): a 48-byte
+// plaintext ending in 16 bytes of 0x10 was accepted, but WeCom pads to whole 32-byte blocks.
+TEST(Padding, Unpad32RejectsLengthsThatAreNotWhole32ByteBlocks) {
+  const std::string forty_eight = std::string(32, 'x') + std::string(16, '\x10');
+  auto r = unpad32(forty_eight);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().describe(), "decrypt failed: padded length 48 is not a multiple of 32");
+  EXPECT_TRUE(unpad32(std::string(32, 'x') + std::string(32, '\x20')).ok());
+
+  auto v = vector_named("bot-text-single");
+  auto crypto = crypto_for(v);
+  const std::string cipher = aes_cbc_encrypt_raw(crypto.key(), forty_eight);
+  ASSERT_EQ(cipher.size(), 48u);
+  auto plain = crypto.decrypt(base64_encode(cipher));
+  ASSERT_FALSE(plain.ok());
+  EXPECT_EQ(plain.error().kind, ErrorKind::DecryptFailed);
+  EXPECT_FALSE(crypto.decrypt_media(cipher).ok());
+}
+
+// Regression (fuzz_decrypt, tests/fuzz/corpus/fuzz_decrypt/regress-base64-noncanonical): the
+// unused low bits before '=' padding were ignored, so two texts decoded to the same bytes.
+TEST(Base64, RejectsNonZeroPaddingBits) {
+  EXPECT_EQ(*base64_decode("QQ=="), "A");
+  EXPECT_FALSE(base64_decode("QR==").has_value());
+  EXPECT_EQ(*base64_decode("QUI="), "AB");
+  EXPECT_FALSE(base64_decode("QUJ=").has_value());
+  auto v = vector_named("bot-stream-reply");
+  std::string encrypt = v["encrypt"].get<std::string>();
+  ASSERT_EQ(encrypt.substr(encrypt.size() - 2), "0=");
+  EXPECT_TRUE(base64_decode(encrypt).has_value());
+  encrypt[encrypt.size() - 2] = '1';
+  EXPECT_FALSE(base64_decode(encrypt).has_value());
+}
+
 }  // namespace
 }  // namespace cwc::crypto

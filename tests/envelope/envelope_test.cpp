@@ -39,7 +39,8 @@ TEST(SignedQuery, RejectsDuplicatesBadEncodingAndNonNumericTimestamp) {
             ErrorKind::BadQuery);
   EXPECT_EQ(parse_signed_query("msg_signature=a%zz&timestamp=1&nonce=2", false).error().kind, ErrorKind::BadQuery);
   auto ts = parse_signed_query("msg_signature=a&timestamp=12a&nonce=2", false);
-  EXPECT_EQ(ts.error().describe(), "bad query params: timestamp is not a decimal number");
+  // One documented phrase for every unusable query; the detail names the problem.
+  EXPECT_EQ(ts.error().describe(), "missing query params: timestamp is not a decimal number");
   auto huge = parse_signed_query("msg_signature=" + std::string(5000, 'a') + "&timestamp=1&nonce=2", false);
   EXPECT_EQ(huge.error().kind, ErrorKind::BadQuery);
 }
@@ -102,6 +103,47 @@ TEST(ReplyEnvelope, XmlRoundTrip) {
   EXPECT_EQ(parsed->format, Format::Xml);
   EXPECT_EQ(parsed->encrypt, "ENC+/=");
   EXPECT_EQ(parsed->nonce, "N");
+}
+
+// Regression: deep nesting is refused before parsing, with a precise error (a 100000-deep body
+// would otherwise cost ~100 bytes of heap per level and recursive walks would overflow the stack).
+TEST(RequestEnvelope, RejectsDeepNestingBeforeParsing) {
+  const std::string deep = "{\"encrypt\":\"abc\",\"x\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  auto env = parse_request_envelope(deep);
+  ASSERT_FALSE(env.ok());
+  EXPECT_EQ(env.error().describe(), "invalid body: JSON body nests deeper than 16 levels");
+  // Brackets inside strings do not count.
+  EXPECT_TRUE(parse_request_envelope("{\"encrypt\":\"" + std::string(100, '[') + "\"}").ok());
+  auto reply = parse_reply_envelope("{" + std::string(20, '[') + std::string(20, ']') + "}");
+  ASSERT_FALSE(reply.ok());
+  EXPECT_EQ(reply.error().describe(), "invalid body: reply nests deeper than 16 levels");
+}
+
+// Regression: the XML envelopes are UTF-8 only; pugixml must not guess UTF-16/32 from "<\0".
+TEST(RequestEnvelope, XmlIsReadAsUtf8Only) {
+  const std::string utf16 = std::string("<\0x\0m\0l\0>\0", 10);
+  EXPECT_FALSE(parse_request_envelope(utf16).ok());
+  EXPECT_FALSE(parse_reply_envelope("<!DOCTYPE x><xml><Encrypt>e</Encrypt><MsgSignature>s</MsgSignature></xml>").ok());
+}
+
+// Regression: a badly encoded parameter's name is the sender's text; the error (which becomes a
+// log line and the response body) shows it bounded and escaped, under the documented phrase.
+TEST(SignedQuery, BadParamNameInErrorsIsEscapedAndBounded) {
+  auto q = parse_signed_query("x%0Ay" + std::string(100, 'z') + "=%zz&msg_signature=a&timestamp=1&nonce=2", false);
+  ASSERT_FALSE(q.ok());
+  EXPECT_EQ(q.error().describe(), "missing query params: bad percent-encoding in parameter x\\x0ay" +
+                                      std::string(26, 'z') + "...");
+  auto dup = parse_signed_query("msg_signature=a&msg_signature=a&timestamp=1&nonce=2", false);
+  EXPECT_EQ(dup.error().describe(), "missing query params: msg_signature given twice");
+}
+
+// Regression (fuzz_reply_envelope, corpus regress-json-empty-signature): the JSON reply form
+// accepted an empty msgsignature/encrypt, which the XML form already rejected.
+TEST(ReplyEnvelope, EmptyEncryptOrSignatureIsRejectedInBothForms) {
+  EXPECT_FALSE(parse_reply_envelope(R"({"encrypt":"e","msgsignature":"","timestamp":1,"nonce":"n"})").ok());
+  EXPECT_FALSE(parse_reply_envelope(R"({"encrypt":"","msgsignature":"s","timestamp":"1","nonce":"n"})").ok());
+  EXPECT_TRUE(parse_reply_envelope(R"({"encrypt":"e","msgsignature":"s","timestamp":1,"nonce":"n"})").ok());
+  EXPECT_FALSE(parse_reply_envelope("<xml><Encrypt>e</Encrypt><MsgSignature></MsgSignature></xml>").ok());
 }
 
 }  // namespace

@@ -116,5 +116,44 @@ TEST(Replies, TextReplyAndUtf8) {
   EXPECT_NO_THROW(build_stream_reply({"s", true, std::string("\xff\xfe", 2)}));
 }
 
+// Regression (fuzz_message, tests/fuzz/corpus/fuzz_message/regress-xml-surrogate-charref): an
+// XML character reference decoded to an invalid UTF-8 surrogate, which then reached the host.
+TEST(ParseMessage, XmlCharacterReferencesMustDecodeToValidUtf8) {
+  auto msg = parse_message("<xml><FromUserName>u</FromUserName><MsgType>text</MsgType><Content>&#xD800;</Content>"
+                           "<MsgId>m</MsgId></xml>");
+  ASSERT_FALSE(msg.ok());
+  EXPECT_EQ(msg.error().describe(), "invalid message: text is not valid UTF-8");
+  auto ok = parse_message("<xml><FromUserName>u</FromUserName><MsgType>text</MsgType><Content>&#x4F60;&#x597D;</Content>"
+                          "<MsgId>m</MsgId></xml>");
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->text, "你好");
+}
+
+// The host only ever receives UTF-8: invalid bytes are rejected, never passed through or repaired.
+TEST(ParseMessage, InvalidUtf8IsRejectedWithItsOffset) {
+  const std::string text = std::string(R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text","text":{"content":"a)") + "\xC3\x28\"}}";
+  auto msg = parse_message(text);
+  ASSERT_FALSE(msg.ok());
+  EXPECT_EQ(msg.error().describe(),
+            "invalid message: decrypted message is not valid UTF-8 (byte " + std::to_string(text.find('\xC3')) + ")");
+  auto xml = parse_message(std::string("<xml><FromUserName>u</FromUserName><MsgType>text</MsgType><Content>\xFF</Content><MsgId>m</MsgId></xml>"));
+  ASSERT_FALSE(xml.ok());
+  EXPECT_NE(xml.error().detail.find("not valid UTF-8"), std::string::npos);
+}
+
+TEST(ParseMessage, DeepNestingAndOversizedIdsAreRejected) {
+  auto deep = parse_message(R"({"msgtype":"text","x":)" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_EQ(deep.error().describe(), "invalid message: decrypted message nests deeper than 32 levels");
+  // XML ids were unbounded (only the JSON path capped msgid).
+  auto xml = parse_message("<xml><FromUserName>u</FromUserName><MsgType>text</MsgType><Content>x</Content><MsgId>" +
+                           std::string(600, 'm') + "</MsgId></xml>");
+  ASSERT_FALSE(xml.ok());
+  EXPECT_EQ(xml.error().describe(), "invalid message: msgid is too long");
+  auto user = parse_message(R"({"msgid":"m","from":{"userid":")" + std::string(600, 'u') + R"("},"msgtype":"text","text":{"content":"x"}})");
+  ASSERT_FALSE(user.ok());
+  EXPECT_EQ(user.error().describe(), "invalid message: from.userid is too long");
+}
+
 }  // namespace
 }  // namespace cwc::message

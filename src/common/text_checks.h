@@ -1,0 +1,27 @@
+// Small text checks shared by the parsers of untrusted input: strict UTF-8 validation, a JSON
+// nesting bound checked before parsing, and log-safe rendering of attacker-chosen bytes.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace cwc::checks {
+
+// Offset of the first byte that does not start a valid UTF-8 sequence (overlongs, surrogates
+// and code points above U+10FFFF are invalid), or npos when `s` is valid UTF-8.
+std::size_t invalid_utf8_offset(std::string_view s);
+inline bool is_valid_utf8(std::string_view s) { return invalid_utf8_offset(s) == std::string_view::npos; }
+
+// True when no array/object in `json_text` nests deeper than `max_depth`. A linear scan that
+// skips string contents; for invalid JSON it bounds the depth the parser could reach before
+// failing. Run it before parsing, so deep nesting costs neither stack nor memory.
+bool json_depth_within(std::string_view json_text, std::size_t max_depth);
+
+// `s` for a log line or an error detail: at most about `max_bytes` of it (then "..."), with
+// control characters shown as \xNN so one request can only ever produce one bounded line.
+// Bytes >= 0x80 are kept when `keep_utf8` is set and `s` is valid UTF-8 (never cut inside a
+// sequence); otherwise they are escaped too, so the result is always valid UTF-8.
+std::string printable(std::string_view s, std::size_t max_bytes = 256, bool keep_utf8 = false);
+
+}  // namespace cwc::checks
