@@ -1,0 +1,362 @@
+// End-to-end: our npm tarball inside the REAL clawdbot gateway (2026.1.24-3), driven by WeCom's
+// side (wecom-sim). Run through test/e2e.sh, which prepares node 24, clawdbot and the tarball:
+//   node e2e.mjs --clawdbot DIR --tgz FILE [--sim PATH] [--npm-cache DIR] [--keep]
+// Everything listens on 127.0.0.1; every process is started and stopped by pid here.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import crypto from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import * as wc from "./support/wecom-client.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const clawdbotDir = opt("--clawdbot");
+const tgz = opt("--tgz");
+const sim = opt("--sim", "");
+const npmCache = opt("--npm-cache", "");
+const keep = args.includes("--keep");
+assert.ok(clawdbotDir && tgz, "usage: e2e.mjs --clawdbot DIR --tgz FILE [--sim PATH]");
+const entry = path.join(clawdbotDir, "node_modules", "clawdbot", "dist", "entry.js");
+
+const A = { id: "default", path: "/wecom", token: "tokenA-e2e", aesKey: "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt" };
+const B = { id: "team2", path: "/wecom-team2", token: "tokenB-e2e", aesKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG" };
+
+const t0 = Date.now();
+const timings = [];
+let passed = 0;
+let failed = 0;
+const children = new Set();
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+const home = fs.mkdtempSync(path.join(os.tmpdir(), "cwc-e2e-home-"));
+const work = path.join(home, "work");
+fs.mkdirSync(work);
+const logFile = path.join(work, "gateway.log");
+const modelLog = path.join(work, "model.jsonl");
+const gatewayPort = await freePort();
+const gatewayToken = crypto.randomBytes(12).toString("hex");
+const env = {
+  PATH: process.env.PATH,
+  HOME: home,
+  TMPDIR: process.env.TMPDIR ?? "/tmp",
+  LANG: "C.UTF-8",
+  NO_COLOR: "1",
+  FORCE_COLOR: "0",
+  CI: "1",
+  DO_NOT_TRACK: "1",
+  CLAWDBOT_NO_RESPAWN: "1",
+  CLAWDBOT_DISABLE_BONJOUR: "1",
+  CLAWDBOT_GATEWAY_PORT: String(gatewayPort),
+  CLAWDBOT_GATEWAY_TOKEN: gatewayToken,
+  ...(npmCache ? { npm_config_cache: npmCache } : {}),
+  npm_config_audit: "false",
+  npm_config_fund: "false",
+  npm_config_update_notifier: "false",
+};
+const configPath = path.join(home, ".clawdbot", "clawdbot.json");
+
+function elapsed() {
+  return `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+}
+
+async function step(name, fn, { critical = false } = {}) {
+  const start = Date.now();
+  try {
+    const r = await fn();
+    passed += 1;
+    timings.push([name, Date.now() - start]);
+    console.log(`ok   ${name} (${Date.now() - start} ms, at ${elapsed()})`);
+    return r;
+  } catch (err) {
+    failed += 1;
+    console.log(`FAIL ${name} (${Date.now() - start} ms): ${err?.stack ?? err}`);
+    if (critical) throw new Error(`stopping: "${name}" failed`);
+    return undefined;
+  }
+}
+
+/** Runs the clawdbot CLI with node 24 (this process's node); returns stdout, throws on failure. */
+function cli(cliArgs, { timeoutMs = 120_000, allowFail = false } = {}) {
+  const r = spawnSync(process.execPath, [entry, ...cliArgs], { env, cwd: work, encoding: "utf8", timeout: timeoutMs, maxBuffer: 32 << 20 });
+  const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
+  if (!allowFail && r.status !== 0) throw new Error(`clawdbot ${cliArgs.join(" ")} → ${r.status ?? r.signal}\n${out.slice(-3000)}`);
+  return { status: r.status, stdout: r.stdout ?? "", out };
+}
+
+function jsonFrom(text) {
+  const i = text.indexOf("{");
+  assert.ok(i >= 0, `no JSON in: ${text.slice(0, 500)}`);
+  return JSON.parse(text.slice(i));
+}
+
+function editConfig(fn) {
+  const cfg = fs.existsSync(configPath) ? JSON.parse(fs.readFileSync(configPath, "utf8")) : {};
+  fn(cfg);
+  fs.mkdirSync(path.dirname(configPath), { recursive: true });
+  fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2));
+}
+
+function startProcess(name, cmd, cmdArgs, outFile) {
+  const out = fs.openSync(outFile, "a");
+  const child = spawn(cmd, cmdArgs, { env, cwd: work, stdio: ["ignore", out, out] });
+  fs.closeSync(out);
+  child.name = name;
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  return child;
+}
+
+async function stopProcess(child, graceMs = 10_000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitFor(what, predicate, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await predicate();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const gatewayOut = path.join(work, "gateway.out");
+const readGatewayOut = () => (fs.existsSync(gatewayOut) ? fs.readFileSync(gatewayOut, "utf8") : "");
+const url = (acct) => `http://127.0.0.1:${gatewayPort}${acct.path}`;
+
+// WeCom's side: wecom-sim when built, else the test's own JS peer (same protocol).
+function simAvailable() {
+  return Boolean(sim) && fs.existsSync(sim);
+}
+
+async function verifyUrl(acct) {
+  if (simAvailable()) {
+    const r = spawnSync(sim, ["verify-url", "--url", url(acct), "--token", acct.token, "--aes-key", acct.aesKey], { encoding: "utf8", timeout: 20_000 });
+    if (r.status !== 0) throw new Error(`wecom-sim verify-url → ${r.status}: ${r.stdout}${r.stderr}`);
+    return r.stdout.trim();
+  }
+  const v = wc.verifyUrlQuery({ token: acct.token, aesKey: acct.aesKey });
+  const res = await wc.fetchRetry(`${url(acct)}?${v.query}`);
+  const text = await res.text();
+  if (res.status !== 200 || text !== v.echo) throw new Error(`VerifyURL → ${res.status} ${JSON.stringify(text)}`);
+  return text;
+}
+
+async function send(acct, { user, text, group }) {
+  if (simAvailable()) {
+    const simArgs = ["send", "--url", url(acct), "--token", acct.token, "--aes-key", acct.aesKey, "--user", user, "--text", text, "--follow"];
+    if (group) simArgs.push("--group", group);
+    const r = await new Promise((resolve) => {
+      const child = spawn(sim, simArgs, { stdio: ["ignore", "pipe", "pipe"] });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => (stdout += d));
+      child.stderr.on("data", (d) => (stderr += d));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+      child.on("exit", (status) => {
+        clearTimeout(timer);
+        resolve({ status, stdout, stderr });
+      });
+    });
+    if (r.status !== 0) throw new Error(`wecom-sim send → ${r.status}: ${r.stdout}${r.stderr}`);
+    return r.stdout.replace(/\n$/, "");
+  }
+  const out = await wc.sendAndFollow({ url: url(acct), token: acct.token, aesKey: acct.aesKey, user, text, chatId: group, intervalMs: 500, timeoutMs: 60_000 });
+  return out.final.stream.content;
+}
+
+// The streamed answer must be exactly the fake model's text (wecom-sim prints it on stdout; any
+// progress lines it may add before it are ignored).
+function assertAnswer(answer, n) {
+  const lines = answer.split("\n").map((l) => l.trim()).filter(Boolean);
+  assert.equal(lines.at(-1), `FAKE-MODEL says: ${n}`, `answer was: ${JSON.stringify(answer)}`);
+}
+
+function modelRequests() {
+  if (!fs.existsSync(modelLog)) return [];
+  return fs.readFileSync(modelLog, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+}
+
+let gateway;
+let model;
+try {
+  console.log(`e2e: HOME=${home} gateway port ${gatewayPort}; WeCom peer: ${simAvailable() ? sim : "JS test peer (wecom-sim not built)"}`);
+  editConfig((c) => {
+    c.gateway = { mode: "local", port: gatewayPort, bind: "loopback" };
+    c.update = { checkOnStart: false };
+    c.logging = { file: logFile, level: "debug" };
+  });
+
+  await step("clawdbot plugins install <tgz>", () => {
+    const r = cli(["plugins", "install", tgz]);
+    assert.match(r.out, /Installed plugin: wecom/);
+  }, { critical: true });
+  await step("clawdbot plugins enable wecom", () => cli(["plugins", "enable", "wecom"]), { critical: true });
+  await step("clawdbot plugins list shows wecom loaded", () => {
+    const r = cli(["plugins", "list"]);
+    const line = r.out.split("\n").find((l) => /\bwecom\b/.test(l) && /WeCom/.test(l));
+    assert.ok(line, r.out.slice(0, 2000));
+    assert.match(line, /loaded/);
+    assert.doesNotMatch(r.out, /id mismatch/);
+  });
+
+  model = startProcess("fake-openai", process.execPath, [path.join(here, "support", "fake-openai.mjs"), "--port-file", path.join(work, "model.port"), "--log", modelLog], path.join(work, "model.out"));
+  const modelPort = await waitFor("fake model port", () => fs.existsSync(path.join(work, "model.port")) && fs.readFileSync(path.join(work, "model.port"), "utf8"), 10_000);
+
+  editConfig((c) => {
+    c.models = {
+      providers: {
+        fake: {
+          baseUrl: `http://127.0.0.1:${modelPort}/v1`,
+          apiKey: "x",
+          api: "openai-completions",
+          models: [{ id: "fake-1", name: "fake-1", contextWindow: 128000, maxTokens: 4096 }],
+        },
+      },
+    };
+    c.agents = { ...(c.agents ?? {}), defaults: { ...(c.agents?.defaults ?? {}), model: { primary: "fake/fake-1" } } };
+    c.channels = {
+      wecom: {
+        enabled: true,
+        defaultAccount: "default",
+        accounts: {
+          default: { webhookPath: A.path, token: A.token, encodingAESKey: A.aesKey, receiveId: "", dm: { policy: "open", allowFrom: ["*"] } },
+          team2: { webhookPath: B.path, token: B.token, encodingAESKey: B.aesKey, receiveId: "", dm: { policy: "pairing" } },
+        },
+      },
+    };
+  });
+
+  await step("clawdbot gateway run listens and serves both webhook paths", async () => {
+    gateway = startProcess("gateway", process.execPath, [entry, "gateway", "run", "--bind", "loopback", "--port", String(gatewayPort), "--verbose"], gatewayOut);
+    await waitFor(
+      "both accounts listening",
+      () => {
+        if (gateway.exitCode !== null) throw new Error(`gateway exited ${gateway.exitCode}\n${readGatewayOut().slice(-3000)}`);
+        const out = readGatewayOut();
+        return out.includes(`webhook listening on ${A.path} `) && out.includes(`webhook listening on ${B.path} `);
+      },
+      90_000,
+    );
+    assert.match(readGatewayOut(), /via api\.registerHttpRoute/);
+  }, { critical: true });
+
+  await step("VerifyURL on both paths (bare plaintext)", async () => {
+    await verifyUrl(A);
+    await verifyUrl(B);
+  });
+
+  await step("DM (dm.policy open) answered with the fake model's text through refreshes", async () => {
+    const marker = `ping-${crypto.randomUUID().slice(0, 8)}`;
+    const answer = await send(A, { user: "alice", text: `hello ${marker}` });
+    const req = modelRequests().find((r) => r.user.includes(marker));
+    assert.ok(req, "the message reached the model");
+    assertAnswer(answer, req.n);
+    assert.match(req.user, /WeCom user:alice/);
+  });
+
+  await step("group message to wecom:group:<chatid>", async () => {
+    const marker = `grp-${crypto.randomUUID().slice(0, 8)}`;
+    const answer = await send(A, { user: "bob", group: "chat42", text: `@bot ${marker}` });
+    const req = modelRequests().find((r) => r.user.includes(marker));
+    assert.ok(req, "the group message reached the model");
+    assertAnswer(answer, req.n);
+    assert.match(req.user, /WeCom group:chat42/);
+  });
+
+  await step("clawdbot channels status --probe: both accounts healthy", () => {
+    const j = jsonFrom(cli(["channels", "status", "--probe", "--json"]).stdout);
+    const accounts = j.channelAccounts?.wecom ?? [];
+    for (const id of [A.id, B.id]) {
+      const a = accounts.find((x) => x.accountId === id);
+      assert.ok(a, `account ${id} in ${JSON.stringify(j.channelAccounts)}`);
+      assert.equal(a.running, true);
+      assert.equal(a.probe?.ok, true, JSON.stringify(a.probe));
+      assert.equal(a.probe.listener?.status, 200);
+    }
+    const text = cli(["channels", "status", "--probe"]).out;
+    assert.match(text, /WeCom default:.*running.*works/);
+  });
+
+  await step("wrong token → 401, and `clawdbot logs` shows invalid signature", async () => {
+    const { query, body } = wc.callbackRequest({ token: "not-the-token", aesKey: A.aesKey, message: wc.textMessage({ user: "eve", text: "x" }) });
+    const res = await wc.fetchRetry(`${url(A)}?${query}`, { method: "POST", body });
+    assert.equal(res.status, 401);
+    assert.match(await res.text(), /invalid signature/);
+    await waitFor("log line", () => cli(["logs", "--plain", "--limit", "400"], { allowFail: true }).out.match(/wecom\[default\]: 401 invalid signature.*POST \/wecom/), 15_000);
+  });
+
+  await step("pairing: unknown user gets a code; clawdbot pairing approve; next message reaches the model", async () => {
+    const first = await send(B, { user: "dave", text: "let me in" });
+    const code = /Pairing code: ([A-Z0-9]{8})/.exec(first)?.[1];
+    assert.ok(code, `pairing answer: ${first}`);
+    assert.equal(modelRequests().some((r) => r.user.includes("let me in")), false, "an unpaired sender never reaches the agent");
+    const list = jsonFrom(cli(["pairing", "list", "wecom", "--json"]).stdout);
+    const request = list.requests.find((r) => r.code === code);
+    assert.ok(request, JSON.stringify(list));
+    assert.equal(request.id, "team2:dave");
+    const approved = cli(["pairing", "approve", "wecom", code]).out;
+    assert.match(approved, /Approved/);
+    const marker = `paired-${crypto.randomUUID().slice(0, 8)}`;
+    const answer = await send(B, { user: "dave", text: marker });
+    const req = modelRequests().find((r) => r.user.includes(marker));
+    assert.ok(req, "after approval the message reaches the model");
+    assertAnswer(answer, req.n);
+    // The approval is per account: dave is still unknown to the default account's pairing list.
+    assert.equal(jsonFrom(cli(["pairing", "list", "wecom", "--json"]).stdout).requests.length, 0);
+  });
+
+  await step("a wrong key (hot reload) makes the account unhealthy with the key named", async () => {
+    editConfig((c) => {
+      c.channels.wecom.accounts.team2.encodingAESKey = B.aesKey.slice(1);
+    });
+    await waitFor("channel restart", () => /encodingAESKey must be 43 characters/.test(readGatewayOut()), 30_000);
+    const j = jsonFrom(cli(["channels", "status", "--probe", "--json"]).stdout);
+    const b = (j.channelAccounts?.wecom ?? []).find((x) => x.accountId === B.id);
+    assert.equal(b?.probe?.ok, false, JSON.stringify(b));
+    assert.match(b.probe.error, /encodingAESKey must be 43 characters \(got 42\)/);
+    assert.match(String(b.lastError), /encodingAESKey/);
+    const res = await wc.fetchRetry(`${url(A)}`);
+    assert.equal(res.status, 503, "the path stays ours (not the Control UI) while the channel is down");
+  });
+} catch (err) {
+  console.log(String(err?.message ?? err));
+} finally {
+  await stopProcess(gateway);
+  await stopProcess(model, 3000);
+  for (const child of children) await stopProcess(child, 3000);
+  if (failed && fs.existsSync(gatewayOut)) {
+    console.log("---- gateway output (tail) ----");
+    console.log(readGatewayOut().split("\n").slice(-60).join("\n"));
+  }
+  if (!keep) fs.rmSync(home, { recursive: true, force: true });
+  else console.log(`kept ${home}`);
+  console.log(`timings: ${timings.map(([n, ms]) => `${n.split(" ")[0]}…=${ms}ms`).join(", ")}`);
+  console.log(`e2e total ${elapsed()}`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+}
