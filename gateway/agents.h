@@ -1,0 +1,95 @@
+// The agents behind the reference gateway: a deterministic echo agent and an OpenAI-compatible
+// streaming client; and the incremental SSE parser the latter uses.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "gateway_config.h"
+
+namespace cwc::gateway {
+
+// One inbound message, copied out of the plugin's callback (which only lends its strings).
+struct Job {
+  std::string account_id;
+  std::string target;     // session peer: wecom:<userid> | wecom:group:<chatid>
+  std::string sender_id;
+  std::string chat_id;
+  std::string message_id;
+  std::string msgtype;
+  std::string text;
+  std::string quote_text;
+  std::string stream_id;
+  std::string media_json;
+  bool group = false;
+
+  std::string session_key() const { return account_id + "|" + target; }
+};
+
+// Where an agent writes its answer.
+class ReplySink {
+ public:
+  virtual ~ReplySink() = default;
+  virtual void push(const std::string& block) = 0;
+  virtual void done() = 0;
+  virtual void fail(const std::string& text) = 0;
+  // true once the gateway is shutting down and the agent should stop early.
+  virtual bool cancelled() const = 0;
+  // Sleeps up to `ms`; returns false when woken by cancellation.
+  virtual bool wait_ms(int ms) = 0;
+};
+
+class Agent {
+ public:
+  virtual ~Agent() = default;
+  virtual void run(const Job& job, ReplySink& sink) = 0;
+};
+
+// `echo: <text>` in two blocks `delay_ms` apart. A text starting with "/fail" fails on purpose
+// (a test hook for "agent failure is visible to the user").
+class EchoAgent : public Agent {
+ public:
+  explicit EchoAgent(EchoSettings settings) : settings_(settings) {}
+  void run(const Job& job, ReplySink& sink) override;
+
+ private:
+  EchoSettings settings_;
+};
+
+// Incremental parser for `text/event-stream` bodies: feed arbitrary chunks, get complete
+// `data:` payloads (multi-line data joined with '\n'), in order.
+class SseParser {
+ public:
+  std::vector<std::string> feed(std::string_view chunk);
+
+ private:
+  std::string buffer_;
+  std::string data_;
+  bool has_data_ = false;
+};
+
+// Extracts choices[0].delta.content from one chat-completions chunk; "" for anything else
+// (role deltas, reasoning_content, usage). Sets *error for a payload that is not JSON.
+std::string extract_delta_content(const std::string& payload, std::string* error);
+
+class OpenAiAgent : public Agent {
+ public:
+  explicit OpenAiAgent(OpenAiSettings settings);
+  void run(const Job& job, ReplySink& sink) override;
+
+ private:
+  struct Turn {
+    std::string role;
+    std::string content;
+  };
+  OpenAiSettings settings_;
+  std::string api_key_;
+  std::mutex history_mutex_;
+  std::map<std::string, std::vector<Turn>> history_;  // session key → turns
+};
+
+}  // namespace cwc::gateway
