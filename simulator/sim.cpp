@@ -96,21 +96,6 @@ std::string build_refresh(const Sender& sender, std::string_view msgid, std::str
   return m.dump();
 }
 
-std::string percent_encode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 Result<ParsedUrl> parse_url(std::string_view url) {
   const std::size_t scheme_end = url.find("://");
   if (scheme_end == std::string_view::npos) {
@@ -130,7 +115,7 @@ Result<ParsedUrl> parse_url(std::string_view url) {
 }
 
 std::string SignedCallback::query() const {
-  return "msg_signature=" + signature + "&timestamp=" + timestamp + "&nonce=" + percent_encode(nonce);
+  return "msg_signature=" + signature + "&timestamp=" + timestamp + "&nonce=" + envelope::percent_encode(nonce);
 }
 
 std::string SignedCallback::body(envelope::Format format) const {
@@ -207,7 +192,7 @@ Result<std::string> Client::verify_url() {
   const std::string echo = random_hex(8);
   auto sealed = wecom_.seal(echo, now_timestamp(), random_nonce());
   const std::string target = url_.path + "?msg_signature=" + sealed.signature + "&timestamp=" + sealed.timestamp +
-                             "&nonce=" + sealed.nonce + "&echostr=" + percent_encode(sealed.encrypt);
+                             "&nonce=" + sealed.nonce + "&echostr=" + envelope::percent_encode(sealed.encrypt);
   HttpResult r = request("GET", target, "", "");
   if (r.status == 0) return make_error(ErrorKind::Internal, r.error);
   if (r.status != 200) return make_error(ErrorKind::Internal, "VerifyURL failed: " + explain_status(r));

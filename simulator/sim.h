@@ -40,8 +40,6 @@ std::string build_event(const Sender& sender, std::string_view msgid, std::strin
 std::string build_media(const Sender& sender, std::string_view msgid, std::string_view kind, std::string_view url);
 std::string build_refresh(const Sender& sender, std::string_view msgid, std::string_view stream_id);
 
-std::string percent_encode(std::string_view text);
-
 // Splits "http://host:port/path?x" into "http://host:port" and "/path".
 struct ParsedUrl {
   std::string origin;

@@ -327,16 +327,8 @@ Result<std::string> Instance::probe_json(std::string_view account_id) {
     const std::string timestamp = std::to_string(now_ms() / 1000);
     const std::string nonce = crypto::to_hex(std::string_view(reinterpret_cast<const char*>(prefix.data()), 4));
     const std::string signature = crypto::compute_signature(cfg.token, timestamp, nonce, echostr);
-    // echostr is base64: '+', '/' and '=' must be percent-encoded in a query string.
-    std::string encoded_echostr;
-    for (char c : echostr) {
-      if (c == '+') encoded_echostr += "%2B";
-      else if (c == '/') encoded_echostr += "%2F";
-      else if (c == '=') encoded_echostr += "%3D";
-      else encoded_echostr += c;
-    }
     const std::string query = "msg_signature=" + signature + "&timestamp=" + timestamp + "&nonce=" + nonce +
-                              "&echostr=" + encoded_echostr;
+                              "&echostr=" + envelope::percent_encode(echostr);
     bool route_ok = false;
     std::string route_detail;
     if (!config_.enabled || !cfg.enabled) {

@@ -16,6 +16,9 @@ namespace cwc::envelope {
 // but base64 `echostr` does contain '+', which proxies and SDKs sometimes leave unencoded.
 std::optional<std::string> percent_decode(std::string_view text);
 
+// Percent-encodes everything but RFC 3986 unreserved characters (base64's + / = included).
+std::string percent_encode(std::string_view text);
+
 struct QueryParam {
   std::string name;
   std::string value;
