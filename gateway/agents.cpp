@@ -97,6 +97,12 @@ OpenAiAgent::OpenAiAgent(OpenAiSettings settings) : settings_(std::move(settings
   while (!settings_.base_url.empty() && settings_.base_url.back() == '/') settings_.base_url.pop_back();
 }
 
+void OpenAiAgent::cancel() {
+  std::lock_guard lock(active_mutex_);
+  cancelled_ = true;
+  for (auto* client : active_) client->stop();
+}
+
 void OpenAiAgent::run(const Job& job, ReplySink& sink) {
   const std::size_t scheme = settings_.base_url.find("://");
   const std::size_t path_at = settings_.base_url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
@@ -116,6 +122,19 @@ void OpenAiAgent::run(const Job& job, ReplySink& sink) {
   const json body = {{"model", settings_.model}, {"stream", true}, {"messages", messages}};
 
   httplib::Client client(origin);
+  {
+    std::lock_guard lock(active_mutex_);
+    if (cancelled_) return sink.fail("The gateway is shutting down; please send your message again.");
+    active_.insert(&client);
+  }
+  struct Unregister {
+    OpenAiAgent& agent;
+    httplib::Client* client;
+    ~Unregister() {
+      std::lock_guard lock(agent.active_mutex_);
+      agent.active_.erase(client);
+    }
+  } unregister{*this, &client};
   client.set_connection_timeout(10, 0);
   client.set_read_timeout(settings_.timeout_seconds, 0);
   client.set_write_timeout(10, 0);

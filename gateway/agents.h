@@ -5,11 +5,16 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <set>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "gateway_config.h"
+
+namespace httplib {
+class Client;
+}
 
 namespace cwc::gateway {
 
@@ -47,6 +52,9 @@ class Agent {
  public:
   virtual ~Agent() = default;
   virtual void run(const Job& job, ReplySink& sink) = 0;
+  // Called once at shutdown after the grace period: abort blocking work (network reads) so
+  // every running job returns promptly. Safe to call concurrently with run().
+  virtual void cancel() {}
 };
 
 // `echo: <text>` in two blocks `delay_ms` apart. A text starting with "/fail" fails on purpose
@@ -80,6 +88,7 @@ class OpenAiAgent : public Agent {
  public:
   explicit OpenAiAgent(OpenAiSettings settings);
   void run(const Job& job, ReplySink& sink) override;
+  void cancel() override;
 
  private:
   struct Turn {
@@ -90,6 +99,11 @@ class OpenAiAgent : public Agent {
   std::string api_key_;
   std::mutex history_mutex_;
   std::map<std::string, std::vector<Turn>> history_;  // session key → turns
+  // Requests in flight, so cancel() can close their sockets (a hung endpoint would otherwise
+  // hold shutdown for the whole read timeout).
+  std::mutex active_mutex_;
+  std::set<httplib::Client*> active_;
+  bool cancelled_ = false;
 };
 
 }  // namespace cwc::gateway

@@ -390,7 +390,7 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
                config.shutdown_grace_ms);
   // New messages are refused from here on (the plugin tells those users to retry); refreshes are
   // still answered while running agents get the grace period.
-  auto never_started = router->shutdown(config.shutdown_grace_ms);
+  auto never_started = router->shutdown(config.shutdown_grace_ms, [&] { agent->cancel(); });
   for (const auto& job : never_started) plugin->finish(job.stream_id, true, kShutdownText);
   host.router.store(nullptr);
   // One more tick-length pause lets WeCom fetch the final state of just-finished streams.

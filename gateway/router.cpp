@@ -50,7 +50,7 @@ void SessionRouter::worker() {
   }
 }
 
-std::vector<Job> SessionRouter::shutdown(int grace_ms) {
+std::vector<Job> SessionRouter::shutdown(int grace_ms, const std::function<void()>& on_cancel) {
   std::vector<Job> never_started;
   std::unique_lock lock(mutex_);
   if (workers_.empty()) return never_started;
@@ -67,6 +67,7 @@ std::vector<Job> SessionRouter::shutdown(int grace_ms) {
   cancel_cv_.notify_all();
   work_ready_.notify_all();
   lock.unlock();
+  if (on_cancel) on_cancel();
   for (auto& t : workers_) t.join();
   workers_.clear();
   return never_started;

@@ -33,7 +33,8 @@ class SessionRouter {
   // Stops accepting, waits up to `grace_ms` for queued and running jobs, and returns the jobs
   // that never started (their streams must be finished by the caller). Running jobs see
   // cancelled() == true after the grace period; the workers are joined before returning.
-  std::vector<Job> shutdown(int grace_ms);
+  // `on_cancel` runs right after cancelled() turns true and before the workers are joined.
+  std::vector<Job> shutdown(int grace_ms, const std::function<void()>& on_cancel = {});
 
   bool cancelled() const;
   // Sleeps up to `ms` unless cancellation comes first (returns false then).

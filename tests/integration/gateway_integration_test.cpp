@@ -320,9 +320,14 @@ TEST_F(GatewayIntegration, InvalidConfigIsRejectedWithThePreciseMessage) {
 // A tiny OpenAI-compatible SSE endpoint on loopback.
 class FakeModel {
  public:
+  // status 0: accept the request and never answer (a hung model endpoint), until destruction.
   FakeModel(std::vector<std::string> chunks, int status = 200) {
     server_.Post("/v1/chat/completions", [chunks, status, this](const httplib::Request&, httplib::Response& res) {
       ++requests_;
+      if (status == 0) {
+        while (!closing_) std::this_thread::sleep_for(10ms);
+        return;
+      }
       res.status = status;
       if (status != 200) {
         res.set_content(R"({"error":{"message":"model exploded"}})", "application/json");
@@ -340,6 +345,7 @@ class FakeModel {
     for (int i = 0; i < 200 && !server_.is_running(); ++i) std::this_thread::sleep_for(5ms);
   }
   ~FakeModel() {
+    closing_ = true;
     server_.stop();
     thread_.join();
   }
@@ -351,6 +357,7 @@ class FakeModel {
   std::thread thread_;
   int port_ = 0;
   std::atomic<int> requests_{0};
+  std::atomic<bool> closing_{false};
 };
 
 TEST_F(GatewayIntegration, OpenAiAgentStreamsTheModelAnswer) {
@@ -401,6 +408,22 @@ TEST_F(GatewayIntegration, CleanShutdownWithAStreamOpen) {
   const std::string log = gw.log();
   EXPECT_NE(log.find("received SIGTERM"), std::string::npos);
   EXPECT_NE(log.find("stopped"), std::string::npos);
+}
+
+TEST_F(GatewayIntegration, ShutdownDoesNotWaitForAHungModel) {
+  FakeModel model({}, /*status=*/0);
+  json config = base_config();
+  config["gateway"]["shutdownGraceMs"] = 300;
+  config["agent"] = {{"kind", "openai"},
+                     {"openai", {{"baseUrl", model.base_url()}, {"model", "fake-1"}, {"timeoutSeconds", 120}}}};
+  Gateway gw(dir_.path(), config);
+  auto first = send(gw.url(), {"--user", "u", "--text", "hello?"});
+  ASSERT_EQ(first.code, 0) << first.err;
+  for (int i = 0; i < 100 && model.requests() == 0; ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(model.requests(), 1);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(gw.stop(10s), 0) << gw.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);  // not the 120 s read timeout
 }
 
 }  // namespace
