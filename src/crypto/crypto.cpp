@@ -16,6 +16,26 @@ bool is_base64_char(char c) {
          c == '/';
 }
 
+// OpenSSL 3 resolves EVP_aes_256_cbc()/EVP_sha1() by name on every init (a locked provider
+// lookup, ~0.2 µs each). Fetching once and reusing the handle removes that from every request.
+// The handles are immutable and shared by all threads; they live until the process (or the
+// library's private OpenSSL copy) goes away.
+const EVP_CIPHER* aes_256_cbc() {
+  static const EVP_CIPHER* const cipher = [] {
+    const EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+    return fetched ? fetched : EVP_aes_256_cbc();
+  }();
+  return cipher;
+}
+
+const EVP_MD* sha1() {
+  static const EVP_MD* const md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    return fetched ? fetched : EVP_sha1();
+  }();
+  return md;
+}
+
 struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
 };
@@ -43,7 +63,7 @@ std::string digest(const EVP_MD* md, std::initializer_list<std::string_view> par
 bool aes_cbc(const AesKey& key, std::string_view in, bool encrypt, std::string& out) {
   CipherCtx ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return false;
-  if (EVP_CipherInit_ex(ctx.get(), EVP_aes_256_cbc(), nullptr, key.data(), key.iv(),
+  if (EVP_CipherInit_ex(ctx.get(), aes_256_cbc(), nullptr, key.data(), key.iv(),
                         encrypt ? 1 : 0) != 1) {
     return false;
   }
@@ -129,7 +149,7 @@ std::string compute_signature(std::string_view token, std::string_view timestamp
                               std::string_view nonce, std::string_view encrypt) {
   std::array<std::string_view, 4> parts{token, timestamp, nonce, encrypt};
   std::sort(parts.begin(), parts.end());
-  return to_hex(digest(EVP_sha1(), {parts[0], parts[1], parts[2], parts[3]}));
+  return to_hex(digest(sha1(), {parts[0], parts[1], parts[2], parts[3]}));
 }
 
 bool signature_matches(std::string_view signature, std::string_view token,

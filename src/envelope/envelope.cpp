@@ -231,8 +231,34 @@ Result<RequestEnvelope> parse_request_envelope(std::string_view body) {
 std::string build_reply_envelope(Format format, std::string_view encrypt, std::string_view signature,
                                  std::string_view timestamp, std::string_view nonce) {
   if (format == Format::Json) {
-    nlohmann::ordered_json doc = {{"encrypt", encrypt}, {"msgsignature", signature}, {"timestamp", timestamp}, {"nonce", nonce}};
-    return doc.dump();
+    // The fields are base64, hex and digits (the nonce comes from the request, so it is checked
+    // too): such strings are their own JSON encoding, and copying them skips the serializer's
+    // per-character escaping of a ciphertext of up to ~27 KB. Anything else goes through nlohmann.
+    auto append_string = [](std::string& out, std::string_view value) {
+      const bool plain = std::all_of(value.begin(), value.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+               c == '=' || c == '-' || c == '_' || c == '.';
+      });
+      if (plain) {
+        out += '"';
+        out.append(value);
+        out += '"';
+      } else {
+        out += json(value).dump(-1, ' ', false, json::error_handler_t::replace);
+      }
+    };
+    std::string out;
+    out.reserve(encrypt.size() + signature.size() + timestamp.size() + nonce.size() + 64);
+    out += "{\"encrypt\":";
+    append_string(out, encrypt);
+    out += ",\"msgsignature\":";
+    append_string(out, signature);
+    out += ",\"timestamp\":";
+    append_string(out, timestamp);
+    out += ",\"nonce\":";
+    append_string(out, nonce);
+    out += '}';
+    return out;
   }
   pugi::xml_document doc;
   pugi::xml_node root = doc.append_child("xml");
