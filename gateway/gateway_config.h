@@ -33,7 +33,7 @@ struct OpenAiSettings {
 struct GatewayConfig {
   int port = 18789;
   std::string bind = "127.0.0.1";
-  int threads = 16;
+  int threads = 64;
   int shutdown_grace_ms = 3000;
   std::string state_dir;        // default: $HOME/.clawdbot-wecom
   std::string agent_kind = "echo";

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <regex>
+#include <semaphore>
 #include <set>
 #include <thread>
 
@@ -318,6 +319,9 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
   // connections are closed after 5 s so they cannot pin every worker.
   const auto threads = static_cast<std::size_t>(config.threads);
   server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm and the
+  // peer's delayed ACK add ~40 ms to every answer (measured: 352 req/s at 44 ms p50 with wrk).
+  server.set_tcp_nodelay(true);
   server.set_keep_alive_max_count(1000);
   server.set_keep_alive_timeout(5);
   server.set_read_timeout(10, 0);
@@ -325,11 +329,18 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
   // The plugin answers 413 itself, with its own cap; httplib must not cut the body off first.
   server.set_payload_max_length(16u * 1024u * 1024u + 1u);
 
+  // The plugin's work is pure CPU (a few µs). Letting every connection thread run it at once
+  // only makes the scheduler preempt handlers mid-request, which is what shows in the latency
+  // tail; admitting as many as there are cores keeps the others parked (not runnable) instead.
+  const auto cores = static_cast<std::ptrdiff_t>(std::max(1u, std::thread::hardware_concurrency()));
+  std::counting_semaphore<1024> cpu_slots(std::min<std::ptrdiff_t>(cores, 1024));
   auto webhook = [&](const httplib::Request& req, httplib::Response& res) {
     const std::size_t q = req.target.find('?');
     const std::string query = q == std::string::npos ? "" : req.target.substr(q + 1);
+    cpu_slots.acquire();
     auto answer = plugin->handle(req.method, req.path, query, req.get_header_value("Content-Type"), req.body,
                                  req.remote_addr);
+    cpu_slots.release();
     res.status = answer.status;
     res.set_content(answer.body, answer.content_type.empty() ? "text/plain; charset=utf-8" : answer.content_type);
   };
