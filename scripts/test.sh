@@ -2,7 +2,7 @@
 # The full test suite, as CI runs it:
 #   1. release build: every GoogleTest suite via CTest (unit, ABI, gateway, simulator, integration);
 #   2. ASan+UBSan build: the whole suite again;
-#   3. TSan build: the concurrent suites (stream table, ABI threads, gateway router, integration).
+#   3. TSan build: the concurrent suites (stream table, ABI threads, gateway parts, integration).
 # Installs missing Debian packages first (scripts/setup.sh), so it works on a fresh machine.
 #   scripts/test.sh [--quick]   (--quick: release build only)
 set -euo pipefail
@@ -34,5 +34,5 @@ if ((!quick)); then
   # Newer kernels randomise mmap more than TSan of GCC 12 tolerates: run without ASLR.
   setarch "$(uname -m)" -R true 2>/dev/null && tsan_prefix=(setarch "$(uname -m)" -R) || tsan_prefix=()
   "${tsan_prefix[@]}" ctest --test-dir "$root/build/tsan" --output-on-failure -j "$jobs" --timeout 300 \
-    -R 'StreamTable|Abi|Instance|Gateway|Router|Integration|Sim'
+    -R 'StreamTable|Abi|Instance|Gateway|Router|Integration|Sim|FileStore|PluginLoader|EchoAgent|OpenAi|Sse'
 fi

@@ -8,12 +8,17 @@
 // private to the library, so cleaning it up can never disturb the host's own OpenSSL.
 #include <openssl/crypto.h>
 
+#include "crypto/crypto.h"
+
 namespace {
 
 __attribute__((constructor)) void init_private_openssl() {
   OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
 }
 
-__attribute__((destructor)) void cleanup_private_openssl() { OPENSSL_cleanup(); }
+__attribute__((destructor)) void cleanup_private_openssl() {
+  cwc::crypto::release_algorithm_cache();
+  OPENSSL_cleanup();
+}
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace cwc::crypto {
@@ -18,22 +19,30 @@ bool is_base64_char(char c) {
 
 // OpenSSL 3 resolves EVP_aes_256_cbc()/EVP_sha1() by name on every init (a locked provider
 // lookup, ~0.2 µs each). Fetching once and reusing the handle removes that from every request.
-// The handles are immutable and shared by all threads; they live until the process (or the
-// library's private OpenSSL copy) goes away.
+// The handles are immutable and shared by all threads: the one process-wide cache in the core.
+// release_algorithm_cache() gives them back (the .so does that when it is unloaded).
+struct AlgorithmCache {
+  std::once_flag once;
+  EVP_CIPHER* cipher = nullptr;
+  EVP_MD* sha1 = nullptr;
+};
+AlgorithmCache& algorithm_cache() {
+  static AlgorithmCache cache;
+  std::call_once(cache.once, [] {
+    cache.cipher = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+    cache.sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  });
+  return cache;
+}
+
 const EVP_CIPHER* aes_256_cbc() {
-  static const EVP_CIPHER* const cipher = [] {
-    const EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
-    return fetched ? fetched : EVP_aes_256_cbc();
-  }();
-  return cipher;
+  const EVP_CIPHER* fetched = algorithm_cache().cipher;
+  return fetched ? fetched : EVP_aes_256_cbc();
 }
 
 const EVP_MD* sha1() {
-  static const EVP_MD* const md = [] {
-    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA1", nullptr);
-    return fetched ? fetched : EVP_sha1();
-  }();
-  return md;
+  const EVP_MD* fetched = algorithm_cache().sha1;
+  return fetched ? fetched : EVP_sha1();
 }
 
 struct CipherCtxDeleter {
@@ -194,6 +203,14 @@ Result<std::string> unpad32(std::string_view data) {
                       -40007);
   }
   return std::string(data.substr(0, data.size() - pad));
+}
+
+void release_algorithm_cache() {
+  AlgorithmCache& cache = algorithm_cache();
+  EVP_CIPHER_free(cache.cipher);
+  EVP_MD_free(cache.sha1);
+  cache.cipher = nullptr;
+  cache.sha1 = nullptr;
 }
 
 AesKey::~AesKey() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }

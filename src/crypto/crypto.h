@@ -64,6 +64,10 @@ class AesKey {
 Result<std::string> aes_cbc_decrypt_raw(const AesKey& key, std::string_view data);
 std::string aes_cbc_encrypt_raw(const AesKey& key, std::string_view data);
 
+// Frees the fetched AES/SHA-1 handles the functions above cache. Only for a library that is
+// about to unload its private OpenSSL copy: nothing in this module may run afterwards.
+void release_algorithm_cache();
+
 // Fills `out` with random bytes; a failure is an internal error.
 using RandomSource = std::function<bool(std::uint8_t* out, std::size_t len)>;
 bool openssl_random(std::uint8_t* out, std::size_t len);
