@@ -5,7 +5,13 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-"$root/scripts/build.sh" release >/dev/null
+echo "== building the release flavour into build/release (scripts/build.sh release)" >&2
+build_log=$(mktemp)
+if ! "$root/scripts/build.sh" release >"$build_log" 2>&1; then
+  cat "$build_log" >&2
+  exit 1
+fi
+rm -f "$build_log"
 bin="$root/build/release"
 gateway="$bin/gateway/clawdbot-wecom-gateway"
 sim="$bin/simulator/wecom-sim"
