@@ -29,6 +29,15 @@ if nm -D --undefined-only "$so" | grep -Eq ' (EVP_|OPENSSL_|RAND_|CRYPTO_)'; the
   exit 1
 fi
 
+# ...and must load on any glibc Linux: only the C library family may be a dynamic dependency
+# (pugixml and the C++ runtime are linked in, see src/CMakeLists.txt).
+unexpected=$(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' |
+  grep -Ev '^(libc|libm|libdl|libpthread|librt)\.so\.[0-9]+$|^ld-linux-x86-64\.so\.2$' || true)
+if [[ -n "$unexpected" ]]; then
+  echo "pack: $so depends on $(echo $unexpected) — build it with -DCWC_STATIC_OPENSSL=ON and without sanitizers" >&2
+  exit 1
+fi
+
 dest=$here/native/linux-x64
 mkdir -p "$dest"
 objcopy --strip-debug "$so" "$dest/libclawdbot_wecom.so.tmp"
