@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -109,8 +110,9 @@ struct RunResult {
 // Runs a command to completion (bounded by `timeout`; killed after it).
 inline RunResult run_command(const std::vector<std::string>& argv, const std::filesystem::path& dir,
                              std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  static int counter = 0;
-  const std::string stem = "cmd" + std::to_string(++counter);
+  // Unique across the parallel test processes ctest runs (they may share `dir`).
+  static std::atomic<int> counter{0};
+  const std::string stem = "cmd-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
   Process p(argv, dir / (stem + ".out"), dir / (stem + ".err"));
   const int code = p.wait(timeout);
   return {code, p.out(), p.err()};
