@@ -87,10 +87,19 @@ TEST(SimUrl, ParsesOriginAndPath) {
 
 class SimBinary : public ::testing::Test {
  protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/cwc-sim-XXXXXX";
+    dir_ = mkdtemp(pattern);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
   cwc::testing::RunResult sim(std::vector<std::string> args) {
     args.insert(args.begin(), CWC_SIM_BIN);
-    return run_command(args, std::filesystem::temp_directory_path());
+    return run_command(args, dir_);
   }
+  std::filesystem::path dir_;
 };
 
 TEST_F(SimBinary, EncryptReproducesVectorAndDecryptReadsIt) {
