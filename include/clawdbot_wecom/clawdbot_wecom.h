@@ -45,7 +45,8 @@
  *   - No plugin function ever waits for the agent. on_http_request answers from the stream table
  *     at once (a placeholder "1" when the agent has produced nothing yet).
  *   - Host callbacks may be invoked on any thread that is currently inside a plugin call
- *     (on_http_request or on_tick); the plugin never starts threads of its own. Host callbacks
+ *     (on_http_request, on_tick, on_stream_finish or on_fetch_done); the plugin never starts
+ *     threads of its own and never calls the host from anywhere else. Host callbacks
  *     MUST NOT call back into the same instance (no re-entrancy), and MUST return promptly:
  *     callback_dispatch queues the message; it does not run the agent in place.
  *   - on_instance_destroy MUST NOT run concurrently with any other call on that instance.
@@ -72,7 +73,7 @@ extern "C" {
 #endif
 
 #define CWC_ABI_VERSION_MAJOR 1u
-#define CWC_ABI_VERSION_MINOR 0u
+#define CWC_ABI_VERSION_MINOR 1u
 #define CWC_ABI_VERSION ((CWC_ABI_VERSION_MAJOR << 16) | CWC_ABI_VERSION_MINOR)
 #define CWC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
 #define CWC_ABI_MINOR_OF(v) ((uint32_t)(v)&0xffffu)
@@ -146,8 +147,45 @@ typedef struct cwc_inbound_message {
   cwc_str stream_id;    /* pass to on_stream_push / on_stream_finish                          */
   cwc_str response_url; /* WeCom's one-shot fallback URL (the plugin uses it; informational)  */
   cwc_str aibot_id;     /* aibotid                                                            */
-  cwc_str media_json;   /* JSON array of {"kind","url"} for image/file/mixed items, or "[]"   */
+  cwc_str media_json;   /* JSON array, "[]" if none. With callback_fetch (1.1) the plugin has
+                           downloaded, decrypted and checked each item:
+                           [{"kind":"image","path":"/…/s…-1.png","mime":"image/png","bytes":N}];
+                           without it: [{"kind":"image","url":"https://…"}] (expires in ~5 min) */
 } cwc_inbound_message;
+
+/* ABI 1.1: one outbound HTTP request the plugin asks the host to perform (callback_fetch).
+ * OWNERSHIP: every field is borrowed for the duration of callback_fetch; copy what you keep. */
+typedef struct cwc_fetch_request {
+  size_t struct_size;
+  uint64_t request_id;        /* pass back to on_fetch_done                                    */
+  cwc_str account_id;         /* for the host's logs                                           */
+  cwc_str method;             /* "GET" (media) or "POST" (response_url)                        */
+  cwc_str url;                /* http:// or https://; never logged by the plugin (it may carry a one-time code) */
+  cwc_str content_type;       /* POST only, e.g. "application/json"                            */
+  cwc_str body;               /* POST only                                                      */
+  uint64_t max_response_bytes;/* abandon the download beyond this many body bytes              */
+  uint32_t timeout_ms;        /* for the whole request                                          */
+} cwc_fetch_request;
+
+typedef enum cwc_fetch_outcome {
+  CWC_FETCH_OK = 0,        /* a complete HTTP answer (any status code)               */
+  CWC_FETCH_FAILED = 1,    /* no HTTP answer: DNS, connect, TLS, reset; see error text */
+  CWC_FETCH_TIMEOUT = 2,   /* timeout_ms elapsed                                      */
+  CWC_FETCH_TOO_LARGE = 3  /* the body exceeded max_response_bytes                    */
+} cwc_fetch_outcome;
+
+/* ABI 1.1: a WeCom event for the host (callback_event). Delivered once per WeCom msgid.
+ * OWNERSHIP: every field is borrowed for the duration of callback_event. */
+typedef struct cwc_event {
+  size_t struct_size;
+  cwc_str account_id;
+  cwc_str event_type;   /* "template_card_event", "feedback_event", ...                       */
+  cwc_str sender_id;    /* from.userid                                                         */
+  cwc_str chat_id;      /* empty for single chats                                              */
+  cwc_str message_id;   /* WeCom msgid                                                         */
+  cwc_str event_json;   /* the event's own object as JSON, e.g. {"eventtype":"feedback_event",
+                           "feedback_event":{...}}; "{}" when the callback carried none         */
+} cwc_event;
 
 /* ---------------------------------------------------------------------------------------------
  * Host callback table (the plugin calls the host)
@@ -184,6 +222,25 @@ typedef struct cwc_host_api {
   /* Fill `len` bytes with cryptographically secure randomness. OPTIONAL (NULL → RAND_bytes).
    * Return 0 on success. Tests inject fixed bytes to reproduce vectors. */
   int (*callback_random)(void* host_ctx, uint8_t* out, size_t len);
+
+  /* ---- ABI 1.1 (read only when struct_size covers them) ---- */
+
+  /* Perform one outbound HTTP(S) request for the plugin: a media download (GET of a WeCom media
+   * url) or the response_url fallback (POST of a JSON body). OPTIONAL (NULL → media reaches the
+   * agent as bare urls, and an answer that cannot be shown in the stream is logged as lost).
+   * MUST NOT block: start the request and return CWC_OK, then call plugin->on_fetch_done exactly
+   * once with the same request_id, also on failure — from another thread or later on this one,
+   * never from inside this callback (that would re-enter the instance). A response body longer
+   * than max_response_bytes must be abandoned and reported as CWC_FETCH_TOO_LARGE; a request
+   * that takes longer than timeout_ms as CWC_FETCH_TIMEOUT.
+   * Any non-OK return means "not started" (on_fetch_done is not called).
+   * OWNERSHIP: `request` and everything it points to are borrowed for this call only. */
+  cwc_status (*callback_fetch)(void* host_ctx, const struct cwc_fetch_request* request);
+
+  /* A WeCom event that is not a message (template_card_event, feedback_event, ...), for hosts that
+   * act on them. OPTIONAL (NULL → only logged). MUST NOT block.
+   * OWNERSHIP: `event` and everything it points to are borrowed for this call only. */
+  void (*callback_event)(void* host_ctx, const struct cwc_event* event);
 } cwc_host_api;
 
 /* ---------------------------------------------------------------------------------------------
@@ -306,6 +363,25 @@ typedef struct cwc_plugin_api {
    * unknown or expired code. OWNERSHIP: *out owned by the caller (on_buffer_free). */
   cwc_status (*on_pairing_approve)(cwc_instance* instance, cwc_str account_id, cwc_str code,
                                    cwc_buffer* out_json, cwc_error* err);
+
+  /* ---- ABI 1.1 (present when the host's struct_size covers them) ---- */
+
+  /* The result of a callback_fetch request: exactly once per request the host started, from any
+   * thread. `http_status` is the HTTP status for CWC_FETCH_OK, else 0; `body` the (complete)
+   * response body for CWC_FETCH_OK; `error_text` a short cause otherwise. The plugin decrypts and
+   * checks media here and may call callback_dispatch / callback_log from inside this call.
+   * CWC_ERR_NOT_FOUND for an unknown request id (e.g. the instance forgot it after a timeout).
+   * OWNERSHIP: strings borrowed. */
+  cwc_status (*on_fetch_done)(cwc_instance* instance, uint64_t request_id, cwc_fetch_outcome outcome,
+                              int http_status, cwc_str body, cwc_str error_text, cwc_error* err);
+
+  /* Attach an image the agent produced to a stream: it goes out as a msg_item (base64 + md5) with
+   * the stream's finishing reply. JPEG or PNG, at most 10 MiB, at most 10 per stream; anything else
+   * is CWC_ERR_INVALID_ARGUMENT with the reason, and the host should send it as a link instead.
+   * CWC_ERR_NOT_FOUND / CWC_ERR_STREAM_CLOSED as for on_stream_push.
+   * OWNERSHIP: `bytes` borrowed (copied). */
+  cwc_status (*on_stream_attach_image)(cwc_instance* instance, cwc_str stream_id, cwc_str bytes,
+                                       cwc_error* err);
 } cwc_plugin_api;
 
 /* ---------------------------------------------------------------------------------------------

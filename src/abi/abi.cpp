@@ -1,5 +1,6 @@
 // The C ABI: adapts the host callback table to core::Host and core::Instance to the plugin
 // operation table. Every extern "C" body catches everything; no exception crosses the boundary.
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -60,7 +61,8 @@ bool to_buffer(std::string_view text, cwc_buffer* out) {
 // The host's callbacks as a core::Host. Optional callbacks fall back to process defaults.
 class HostAdapter final : public cwc::core::Host {
  public:
-  explicit HostAdapter(const cwc_host_api& api) : api_(api) {}
+  // `host_size`: the struct_size the host declared; fields beyond it are zero in api_ and never used.
+  HostAdapter(const cwc_host_api& api, size_t host_size) : api_(api), host_size_(host_size) {}
 
   void log(LogLevel level, std::string_view account_id, std::string_view line) override {
     api_.callback_log(api_.host_ctx, static_cast<cwc_log_level>(level), str(account_id), str(line));
@@ -96,18 +98,24 @@ class HostAdapter final : public cwc::core::Host {
     return cwc::crypto::openssl_random(out, len);
   }
 
-  std::optional<std::string> store_get(std::string_view ns, std::string_view key) override {
+  cwc::Result<std::optional<std::string>> store_get(std::string_view ns, std::string_view key) override {
     if (!api_.callback_store_get) {
       std::lock_guard lock(memory_store_mutex_);
       auto it = memory_store_.find(std::string(ns) + '\x1f' + std::string(key));
-      if (it == memory_store_.end()) return std::nullopt;
-      return it->second;
+      if (it == memory_store_.end()) return std::optional<std::string>();
+      return std::optional<std::string>(it->second);
     }
     cwc_buffer buffer{};
-    if (api_.callback_store_get(api_.host_ctx, str(ns), str(key), &buffer) != CWC_OK) return std::nullopt;
+    const cwc_status status = api_.callback_store_get(api_.host_ctx, str(ns), str(key), &buffer);
+    if (status == CWC_ERR_NOT_FOUND) return std::optional<std::string>();
+    if (status != CWC_OK) {
+      // Not "absent": a list read as empty and written back would erase the real one.
+      return cwc::make_error(cwc::ErrorKind::Internal,
+                             "the host store failed to read " + std::string(ns) + " (status " + std::to_string(status) + ")");
+    }
     std::string value(buffer.ptr ? buffer.ptr : "", buffer.len);
     if (api_.callback_store_free) api_.callback_store_free(api_.host_ctx, &buffer);
-    return value;
+    return std::optional<std::string>(std::move(value));
   }
 
   bool store_put(std::string_view ns, std::string_view key, std::string_view value) override {
@@ -119,8 +127,42 @@ class HostAdapter final : public cwc::core::Host {
     return api_.callback_store_put(api_.host_ctx, str(ns), str(key), str(value)) == CWC_OK;
   }
 
+  bool can_fetch() const override { return has(offsetof(cwc_host_api, callback_fetch)) && api_.callback_fetch; }
+
+  bool fetch(const cwc::core::FetchRequest& r) override {
+    if (!can_fetch()) return false;
+    cwc_fetch_request request{};
+    request.struct_size = sizeof(request);
+    request.request_id = r.id;
+    request.account_id = str(r.account_id);
+    request.method = str(r.method);
+    request.url = str(r.url);
+    request.content_type = str(r.content_type);
+    request.body = str(r.body);
+    request.max_response_bytes = r.max_response_bytes;
+    request.timeout_ms = r.timeout_ms;
+    return api_.callback_fetch(api_.host_ctx, &request) == CWC_OK;
+  }
+
+  void event(const cwc::core::Event& e) override {
+    if (!has(offsetof(cwc_host_api, callback_event)) || !api_.callback_event) return;
+    cwc_event event{};
+    event.struct_size = sizeof(event);
+    event.account_id = str(e.account_id);
+    event.event_type = str(e.event_type);
+    event.sender_id = str(e.sender_id);
+    event.chat_id = str(e.chat_id);
+    event.message_id = str(e.message_id);
+    event.event_json = str(e.event_json);
+    api_.callback_event(api_.host_ctx, &event);
+  }
+
  private:
+  // Whether the host's table reaches the pointer at `offset` (an ABI 1.1+ field).
+  bool has(size_t offset) const { return host_size_ >= offset + sizeof(void*); }
+
   cwc_host_api api_;
+  size_t host_size_;
   std::mutex memory_store_mutex_;
   std::map<std::string, std::string> memory_store_;
 };
@@ -128,7 +170,7 @@ class HostAdapter final : public cwc::core::Host {
 }  // namespace
 
 struct cwc_instance {
-  explicit cwc_instance(const cwc_host_api& api) : host(api) {}
+  cwc_instance(const cwc_host_api& api, size_t host_size) : host(api, host_size) {}
   HostAdapter host;
   std::unique_ptr<cwc::core::Instance> core;
 };
@@ -156,7 +198,7 @@ cwc_status instance_new(const cwc_host_api* host, cwc_str config_json, cwc_insta
     if (!api.callback_log || !api.callback_dispatch) {
       return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "host table lacks callback_log or callback_dispatch");
     }
-    auto instance = std::make_unique<cwc_instance>(api);
+    auto instance = std::make_unique<cwc_instance>(api, host->struct_size);
     auto core = cwc::core::Instance::create(view(config_json), instance->host);
     if (!core) return set_error(err, CWC_ERR_CONFIG, 500, core.error().wecom_code(), core.error().detail);
     instance->core = std::move(*core);
@@ -237,6 +279,8 @@ cwc_status update_status(cwc::stream::UpdateResult result, cwc_error* err) {
       return set_error(err, CWC_ERR_NOT_FOUND, 404, 0, "unknown or expired stream id");
     case cwc::stream::UpdateResult::Closed:
       return set_error(err, CWC_ERR_STREAM_CLOSED, 409, 0, "stream already finished");
+    case cwc::stream::UpdateResult::Full:
+      return set_error(err, CWC_ERR_INVALID_ARGUMENT, 400, 0, "a WeCom reply carries at most 10 images");
   }
   return set_error(err, CWC_ERR_INTERNAL, 500, 0, "unexpected stream state");
 }
@@ -269,6 +313,34 @@ cwc_status stream_finish(cwc_instance* instance, cwc_str stream_id, cwc_finish_k
                                                                           : cwc::stream::FinishKind::Done,
                                                 view(text)),
                          err);
+  });
+}
+
+cwc_status fetch_done(cwc_instance* instance, uint64_t request_id, cwc_fetch_outcome outcome, int http_status,
+                      cwc_str body, cwc_str error_text, cwc_error* err) noexcept {
+  return guarded(err, [&] {
+    if (!instance) return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "NULL instance");
+    using cwc::core::FetchOutcome;
+    FetchOutcome core_outcome = FetchOutcome::Failed;
+    switch (raw_enum_value(outcome)) {
+      case CWC_FETCH_OK: core_outcome = FetchOutcome::Ok; break;
+      case CWC_FETCH_FAILED: core_outcome = FetchOutcome::Failed; break;
+      case CWC_FETCH_TIMEOUT: core_outcome = FetchOutcome::Timeout; break;
+      case CWC_FETCH_TOO_LARGE: core_outcome = FetchOutcome::TooLarge; break;
+      default: return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "unknown fetch outcome");
+    }
+    auto done = instance->core->fetch_done(request_id, core_outcome, http_status, view(body), view(error_text));
+    if (!done) return set_error(err, CWC_ERR_NOT_FOUND, 404, 0, done.error().detail);
+    return CWC_OK;
+  });
+}
+
+cwc_status stream_attach_image(cwc_instance* instance, cwc_str stream_id, cwc_str bytes, cwc_error* err) noexcept {
+  return guarded(err, [&] {
+    if (!instance) return set_error(err, CWC_ERR_INVALID_ARGUMENT, 500, 0, "NULL instance");
+    auto result = instance->core->attach_image(view(stream_id), view(bytes));
+    if (!result) return set_error(err, CWC_ERR_INVALID_ARGUMENT, 400, 0, result.error().detail);
+    return update_status(*result, err);
   });
 }
 
@@ -366,6 +438,8 @@ CWC_EXPORT cwc_status clawdbot_wecom_plugin_init(uint32_t host_abi_version, cwc_
   api.on_buffer_free = buffer_free;
   api.on_pairing_list = pairing_list;
   api.on_pairing_approve = pairing_approve;
+  api.on_fetch_done = fetch_done;
+  api.on_stream_attach_image = stream_attach_image;
   // Never write past what the host said it has room for.
   const size_t host_size = out_api->struct_size;
   std::memcpy(out_api, &api, std::min(host_size, sizeof(api)));

@@ -24,7 +24,8 @@ constexpr std::size_t kMaxConfigDepth = 32;
 const std::set<std::string, std::less<>> kAccountKeys = {
     "enabled", "name", "webhookPath", "token", "encodingAESKey", "receiveId", "welcomeText", "dm",
     "groupPolicy", "groupAllowFrom", "groups", "streamPlaceholder", "rejectText", "maxBodyBytes",
-    "streamTtlSeconds", "refreshWarnSeconds"};
+    "streamTtlSeconds", "refreshWarnSeconds", "mediaMaxBytes", "mediaDir", "mediaTimeoutSeconds",
+    "handoffMarginSeconds", "continuedText", "maxInFlightPerUser"};
 const std::set<std::string, std::less<>> kTopLevelOnlyKeys = {"accounts", "defaultAccount",
                                                               "maxOpenStreams"};
 
@@ -234,6 +235,22 @@ Result<AccountConfig> parse_account(const std::string& id, const json& obj, cons
   if (*ttl) account.stream_ttl_seconds = static_cast<int>(**ttl);
   CWC_TRY(warn, get_int(obj, "refreshWarnSeconds", path, 1, 300));
   if (*warn) account.refresh_warn_seconds = static_cast<int>(**warn);
+  CWC_TRY(media_max, get_int(obj, "mediaMaxBytes", path, 1024, 100 * 1024 * 1024));
+  if (*media_max) account.media_max_bytes = static_cast<std::size_t>(**media_max);
+  CWC_TRY(media_dir, get_string(obj, "mediaDir", path));
+  account.media_dir = std::move(*media_dir);
+  CWC_TRY(media_timeout, get_int(obj, "mediaTimeoutSeconds", path, 5, 290));
+  if (*media_timeout) account.media_timeout_seconds = static_cast<int>(**media_timeout);
+  CWC_TRY(margin, get_int(obj, "handoffMarginSeconds", path, 0, 300));
+  if (*margin) account.handoff_margin_seconds = static_cast<int>(**margin);
+  if (auto it = obj.find("continuedText"); it != obj.end() && !it->is_null()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() || it->get_ref<const std::string&>().size() > 256) {
+      return config_error(path + ".continuedText", "must be a non-empty string of at most 256 bytes");
+    }
+    account.continued_text = it->get<std::string>();
+  }
+  CWC_TRY(inflight, get_int(obj, "maxInFlightPerUser", path, 1, 3));
+  if (*inflight) account.max_in_flight_per_user = static_cast<int>(**inflight);
 #undef CWC_TRY
   return account;
 }

@@ -45,7 +45,21 @@ struct AccountConfig {
   std::size_t max_body_bytes = 1024 * 1024;
   int stream_ttl_seconds = 600;
   int refresh_warn_seconds = 5;
+  // Inbound images and files: downloaded (through the host), decrypted and stored here.
+  std::size_t media_max_bytes = 20 * 1024 * 1024;
+  std::string media_dir;  // "" → $TMPDIR/clawdbot-wecom-media (or /tmp/...)
+  int media_timeout_seconds = 60;
+  // WeCom stops refreshing a stream ~360 s after the user's message. This many seconds before
+  // that, an unfinished answer leaves the stream (ending with continued_text) and the rest goes
+  // out through response_url. 0: never hand off early (only the 20480-byte overflow moves).
+  int handoff_margin_seconds = 30;
+  std::string continued_text = "(continued below)";
+  // WeCom's own limit of concurrent in-flight messages per user; later messages wait in order.
+  int max_in_flight_per_user = 3;
 };
+
+// WeCom stops refreshing streams this long after the user's message.
+inline constexpr int kWecomStreamWindowSeconds = 360;
 
 struct ChannelConfig {
   bool enabled = true;

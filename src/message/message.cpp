@@ -164,6 +164,9 @@ Result<Message> parse_json_message(std::string_view plaintext) {
         if (!type) return type.error();
         if (type->empty()) return bad("event.eventtype is missing");
         msg.event_type = std::move(*type);
+        // Kept whole for the host (template_card_event / feedback_event carry their own objects);
+        // bounded like everything else in the message (the plaintext is already size-capped).
+        msg.event_json = body->dump(-1, ' ', false, json::error_handler_t::replace);
         break;
       }
       case MsgType::Unsupported:
@@ -216,6 +219,7 @@ Result<Message> parse_xml_message(std::string_view plaintext) {
     }
     case MsgType::Event:
       msg.event_type = root.child_value("Event");
+      msg.event_json = "{}";
       if (msg.event_type.empty()) return bad("event message without Event");
       break;
     case MsgType::StreamRefresh:
@@ -286,12 +290,71 @@ Result<Message> parse_message(std::string_view plaintext) {
   return check_model(std::move(*msg));
 }
 
+namespace {
+
+// Appends `text` as a JSON string, byte for byte as nlohmann's dump(-1, ' ', false, replace)
+// writes it: '"', '\\' and control characters escaped (\b \f \n \r \t, else \u00xx), all
+// other bytes of valid UTF-8 copied. Text that is not valid UTF-8 goes through nlohmann itself,
+// so its replacement rules stay the only ones.
+void append_json_string(std::string& out, std::string_view text) {
+  if (checks::invalid_utf8_offset(text) != std::string_view::npos) {
+    out += json(text).dump(-1, ' ', false, json::error_handler_t::replace);
+    return;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t run = 0;  // start of the bytes not yet copied
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(text.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+    }
+  }
+  out.append(text.data() + run, text.size() - run);
+  out += '"';
+}
+
+}  // namespace
+
 // Replies keep WeCom's documented key order (ordered_json), so they are byte-for-byte
 // reproducible against the test vectors.
 std::string build_stream_reply(const StreamReply& reply) {
+  if (reply.images.empty() || !reply.finish) {
+    // Every refresh answer takes this path: written directly, it skips building a JSON tree and
+    // the serializer's per-character escaping (the top cost of a refresh under perf). The
+    // output is identical to the ordered_json below (tests/message: StreamReplyFastPath*).
+    std::string out;
+    out.reserve(reply.id.size() + reply.content.size() + 64);
+    out += R"({"msgtype":"stream","stream":{"id":)";
+    append_json_string(out, reply.id);
+    out += reply.finish ? R"(,"finish":true,"content":)" : R"(,"finish":false,"content":)";
+    append_json_string(out, reply.content);
+    out += "}}";
+    return out;
+  }
   nlohmann::ordered_json doc = {
       {"msgtype", "stream"},
       {"stream", {{"id", reply.id}, {"finish", reply.finish}, {"content", reply.content}}}};
+  if (reply.finish && !reply.images.empty()) {
+    auto items = nlohmann::ordered_json::array();
+    for (const auto& image : reply.images) {
+      items.push_back({{"msgtype", "image"}, {"image", {{"base64", image.base64}, {"md5", image.md5_hex}}}});
+    }
+    doc["stream"]["msg_item"] = std::move(items);
+  }
   // Invalid UTF-8 can only come from the agent; replace rather than throw.
   return doc.dump(-1, ' ', false, json::error_handler_t::replace);
 }

@@ -35,6 +35,7 @@ struct Message {
   std::string quote_text;    // quoted message's text (any msgtype may carry a quote)
   std::string stream_id;     // StreamRefresh
   std::string event_type;    // Event: enter_chat | template_card_event | feedback_event | ...
+  std::string event_json;    // Event: the "event" object as JSON ("{}" for XML callbacks)
 
   bool is_user_message() const {
     return type == MsgType::Text || type == MsgType::Mixed || type == MsgType::Image ||
@@ -48,10 +49,15 @@ struct Message {
 Result<Message> parse_message(std::string_view plaintext);
 
 // Reply plaintexts.
+struct ReplyImage {
+  std::string base64;
+  std::string md5_hex;
+};
 struct StreamReply {
   std::string id;
   bool finish = false;
   std::string content;
+  std::vector<ReplyImage> images;  // msg_item, only with finish
 };
 std::string build_stream_reply(const StreamReply& reply);
 std::string build_text_reply(std::string_view content);

@@ -50,15 +50,13 @@ std::string strip_leading_mention(std::string_view text) {
   return std::string(text.substr(skip_blank(text, i)));
 }
 
-std::vector<std::string> AccessControl::stored_allow_from(std::string_view account_id) {
+Result<std::vector<std::string>> AccessControl::stored_allow_from(std::string_view account_id) {
   std::vector<std::string> out;
   auto stored = host_.store_get(allow_from_namespace(account_id), "list");
-  if (!stored) return out;
-  json doc = json::parse(*stored, nullptr, false);
-  if (!doc.is_array()) {
-    host_.log(core::LogLevel::Error, account_id, "allow-from store is not a JSON array; ignoring it");
-    return out;
-  }
+  if (!stored) return stored.error();
+  if (!*stored) return out;
+  json doc = json::parse(**stored, nullptr, false);
+  if (!doc.is_array()) return make_error(ErrorKind::Internal, "the allow-from store is not a JSON array");
   for (const auto& item : doc) {
     if (item.is_string()) out.push_back(item.get<std::string>());
   }
@@ -67,7 +65,13 @@ std::vector<std::string> AccessControl::stored_allow_from(std::string_view accou
 
 bool AccessControl::is_allowed_sender(const config::AccountConfig& account, const std::string& user_id) {
   if (contains(account.dm_allow_from, "*") || contains(account.dm_allow_from, user_id)) return true;
-  return contains(stored_allow_from(account.id), user_id);
+  auto stored = stored_allow_from(account.id);
+  if (!stored) {
+    // Fail closed: an unreadable store approves nobody (dm.allowFrom still works).
+    host_.log(core::LogLevel::Error, account.id, stored.error().detail + "; " + user_id + " is treated as not approved");
+    return false;
+  }
+  return contains(*stored, user_id);
 }
 
 Decision AccessControl::evaluate(const config::AccountConfig& account, const message::Message& msg) {
@@ -126,15 +130,13 @@ Decision AccessControl::evaluate_group(const config::AccountConfig& account, con
   return {Verdict::Allow, "", ""};
 }
 
-std::vector<PairingRequest> AccessControl::load_requests(std::string_view account_id) {
+Result<std::vector<PairingRequest>> AccessControl::load_requests(std::string_view account_id) {
   std::vector<PairingRequest> out;
   auto stored = host_.store_get(pairing_namespace(account_id), "requests");
-  if (!stored) return out;
-  json doc = json::parse(*stored, nullptr, false);
-  if (!doc.is_array()) {
-    host_.log(core::LogLevel::Error, account_id, "pairing store is not a JSON array; starting afresh");
-    return out;
-  }
+  if (!stored) return stored.error();
+  if (!*stored) return out;
+  json doc = json::parse(**stored, nullptr, false);
+  if (!doc.is_array()) return make_error(ErrorKind::Internal, "the pairing store is not a JSON array");
   for (const auto& item : doc) {
     if (!item.is_object()) continue;
     PairingRequest r;
@@ -166,7 +168,13 @@ std::string AccessControl::new_code() {
 Decision AccessControl::pairing_answer(const config::AccountConfig& account, const std::string& user_id) {
   std::lock_guard lock(pairing_mutex_);
   const std::int64_t now = host_.now_ms();
-  auto requests = load_requests(account.id);
+  auto loaded = load_requests(account.id);
+  if (!loaded) {
+    // Never write over a store we could not read: it may hold other senders' requests.
+    return {Verdict::Answer, "This assistant cannot check approvals right now. Please try again in a moment.",
+            "pairing for " + user_id + " not possible: " + loaded.error().detail};
+  }
+  auto& requests = *loaded;
   std::erase_if(requests, [&](const PairingRequest& r) { return now - r.created_ms >= kPairingTtlMs; });
   auto mine = std::find_if(requests.begin(), requests.end(), [&](const auto& r) { return r.user_id == user_id; });
   std::string code;
@@ -195,29 +203,35 @@ Decision AccessControl::pairing_answer(const config::AccountConfig& account, con
   return {Verdict::Answer, std::move(text), "pairing code issued to unknown sender " + user_id};
 }
 
-std::vector<PairingRequest> AccessControl::pending(std::string_view account_id) {
+Result<std::vector<PairingRequest>> AccessControl::pending(std::string_view account_id) {
   std::lock_guard lock(pairing_mutex_);
   const std::int64_t now = host_.now_ms();
   auto requests = load_requests(account_id);
-  std::erase_if(requests, [&](const PairingRequest& r) { return now - r.created_ms >= kPairingTtlMs; });
+  if (!requests) return requests.error();
+  std::erase_if(*requests, [&](const PairingRequest& r) { return now - r.created_ms >= kPairingTtlMs; });
   return requests;
 }
 
-std::optional<std::string> AccessControl::approve(std::string_view account_id, std::string_view code) {
+Result<std::string> AccessControl::approve(std::string_view account_id, std::string_view code) {
   std::lock_guard lock(pairing_mutex_);
   const std::int64_t now = host_.now_ms();
-  auto requests = load_requests(account_id);
+  auto loaded = load_requests(account_id);
+  if (!loaded) return loaded.error();
+  auto& requests = *loaded;
   std::string wanted(code);
   std::transform(wanted.begin(), wanted.end(), wanted.begin(),
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   auto it = std::find_if(requests.begin(), requests.end(), [&](const PairingRequest& r) {
     return r.code == wanted && now - r.created_ms < kPairingTtlMs;
   });
-  if (it == requests.end()) return std::nullopt;
+  if (it == requests.end()) return make_error(ErrorKind::NotFound, "no pending request with this code");
   const std::string user_id = it->user_id;
   auto allowed = stored_allow_from(account_id);
-  if (!contains(allowed, user_id)) allowed.push_back(user_id);
-  if (!host_.store_put(allow_from_namespace(account_id), "list", json(allowed).dump())) return std::nullopt;
+  if (!allowed) return allowed.error();  // never replace a list we could not read
+  if (!contains(*allowed, user_id)) allowed->push_back(user_id);
+  if (!host_.store_put(allow_from_namespace(account_id), "list", json(*allowed).dump())) {
+    return make_error(ErrorKind::Internal, "the host store failed to save the allow-from list");
+  }
   requests.erase(it);
   save_requests(account_id, requests);
   return user_id;

@@ -55,20 +55,21 @@ class AccessControl {
   Decision evaluate(const config::AccountConfig& account, const message::Message& msg);
 
   // Pending (unexpired) pairing requests of one account.
-  std::vector<PairingRequest> pending(std::string_view account_id);
+  Result<std::vector<PairingRequest>> pending(std::string_view account_id);
 
   // Approves `code`: the user joins the account's allow-from store and the request is removed.
-  // Returns the approved user id, or nullopt for an unknown/expired code.
-  std::optional<std::string> approve(std::string_view account_id, std::string_view code);
+  // Returns the approved user id; NotFound for an unknown/expired code, Internal when the store
+  // cannot be read or written (nothing is overwritten then).
+  Result<std::string> approve(std::string_view account_id, std::string_view code);
 
-  std::vector<std::string> stored_allow_from(std::string_view account_id);
+  Result<std::vector<std::string>> stored_allow_from(std::string_view account_id);
 
  private:
   Decision evaluate_direct(const config::AccountConfig& account, const message::Message& msg);
   Decision evaluate_group(const config::AccountConfig& account, const message::Message& msg);
   Decision pairing_answer(const config::AccountConfig& account, const std::string& user_id);
   bool is_allowed_sender(const config::AccountConfig& account, const std::string& user_id);
-  std::vector<PairingRequest> load_requests(std::string_view account_id);
+  Result<std::vector<PairingRequest>> load_requests(std::string_view account_id);
   bool save_requests(std::string_view account_id, const std::vector<PairingRequest>& requests);
   std::string new_code();
 

@@ -1,5 +1,7 @@
 #include "stream/stream_table.h"
 
+#include <algorithm>
+
 namespace cwc::stream {
 
 std::size_t utf8_safe_prefix_length(std::string_view text, std::size_t max_bytes) {
@@ -25,11 +27,33 @@ std::string StreamTable::msgid_key(std::string_view account_id, std::string_view
   return key;
 }
 
+namespace {
+// Bytes the "continued below" note takes, with the blank line before it.
+std::size_t note_reserve(const std::string& note) { return note.empty() ? 0 : note.size() + 2; }
+}  // namespace
+
+std::size_t StreamTable::visible_prefix(const Entry& entry) {
+  if (entry.handed_off) return entry.shown_bytes;
+  if (entry.finished && entry.content.size() <= kMaxContentBytes) return entry.content.size();
+  // Running, or finished beyond the cap: keep room for the note, so the visible text never
+  // shrinks when the answer turns out to be long.
+  const std::size_t reserve = std::min(note_reserve(entry.continued_note), kMaxContentBytes / 2);
+  return utf8_safe_prefix_length(entry.content, kMaxContentBytes - reserve);
+}
+
 StreamView StreamTable::make_view(const Entry& entry) {
   StreamView view;
   view.id = entry.id;
-  view.finish = entry.finished;
-  view.content = entry.content.substr(0, utf8_safe_prefix_length(entry.content, kMaxContentBytes));
+  const std::size_t shown = visible_prefix(entry);
+  view.content = entry.content.substr(0, shown);
+  const bool continues = entry.handed_off || (entry.finished && shown < entry.content.size());
+  view.finish = entry.finished || entry.handed_off;
+  if (continues && !entry.continued_note.empty()) {
+    if (!view.content.empty()) view.content += "\n\n";
+    view.content += entry.continued_note;
+    view.content.resize(utf8_safe_prefix_length(view.content, kMaxContentBytes));
+  }
+  if (view.finish && !entry.handed_off) view.images = entry.images;
   return view;
 }
 
@@ -57,8 +81,7 @@ bool StreamTable::make_room_locked(std::int64_t now_ms) {
 }
 
 std::optional<OpenResult> StreamTable::open(std::string_view account_id, std::string_view msgid,
-                                            std::int64_t now_ms, std::int64_t ttl_ms,
-                                            std::int64_t refresh_warn_ms) {
+                                            std::int64_t now_ms, const StreamOptions& options) {
   std::string key = msgid_key(account_id, msgid);
   std::lock_guard lock(mutex_);
   if (auto found = by_msgid_.find(key); found != by_msgid_.end()) {
@@ -77,8 +100,11 @@ std::optional<OpenResult> StreamTable::open(std::string_view account_id, std::st
   entry.account_id = std::string(account_id);
   entry.msgid_key = key;
   entry.created_ms = now_ms;
-  entry.expires_ms = now_ms + ttl_ms;
-  entry.refresh_warn_ms = refresh_warn_ms;
+  entry.expires_ms = now_ms + options.ttl_ms;
+  entry.refresh_warn_ms = options.refresh_warn_ms;
+  entry.handoff_at_ms = options.handoff_after_ms > 0 ? now_ms + options.handoff_after_ms : 0;
+  entry.response_url = options.response_url;
+  entry.continued_note = options.continued_note;
   std::string id = entry.id;
   by_msgid_.emplace(std::move(key), id);
   entries_.emplace(id, std::move(entry));
@@ -113,7 +139,8 @@ UpdateResult StreamTable::push(std::string_view stream_id, std::string_view text
   return UpdateResult::Ok;
 }
 
-UpdateResult StreamTable::finish(std::string_view stream_id, FinishKind kind, std::string_view text) {
+UpdateResult StreamTable::finish(std::string_view stream_id, FinishKind kind, std::string_view text,
+                                 std::optional<Remainder>* remainder) {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(std::string(stream_id));
   if (it == entries_.end()) return UpdateResult::NotFound;
@@ -127,43 +154,65 @@ UpdateResult StreamTable::finish(std::string_view stream_id, FinishKind kind, st
   }
   entry.finished = true;
   entry.failed = kind == FinishKind::Failed;
+  const std::size_t shown = visible_prefix(entry);
+  if (remainder && (entry.handed_off || shown < entry.content.size())) {
+    *remainder = Remainder{entry.account_id, entry.id, entry.response_url, entry.content.substr(shown), false};
+  }
   return UpdateResult::Ok;
 }
 
-std::vector<SweepNotice> StreamTable::sweep(std::int64_t now_ms) {
-  std::vector<SweepNotice> notices;
+UpdateResult StreamTable::attach_image(std::string_view stream_id, ReplyImage image) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(std::string(stream_id));
+  if (it == entries_.end()) return UpdateResult::NotFound;
+  Entry& entry = it->second;
+  if (entry.finished || entry.handed_off) return UpdateResult::Closed;
+  if (entry.images.size() >= kMaxReplyImages) return UpdateResult::Full;
+  entry.images.push_back(std::move(image));
+  return UpdateResult::Ok;
+}
+
+SweepResult StreamTable::sweep(std::int64_t now_ms) {
+  SweepResult result;
+  auto& notices = result.notices;
   std::lock_guard lock(mutex_);
   for (auto it = entries_.begin(); it != entries_.end();) {
     Entry& entry = it->second;
     if (entry.expires_ms <= now_ms) {
-      notices.push_back({SweepNotice::Kind::Expired, entry.account_id, entry.id,
-                         entry.finished ? 0 : entry.content.size()});
+      if (!entry.finished) {
+        // The agent never finished: whatever WeCom could not show goes out through response_url
+        // (marked interrupted) rather than vanishing with the entry.
+        const std::size_t shown = visible_prefix(entry);
+        notices.push_back({SweepNotice::Kind::Expired, entry.account_id, entry.id, entry.content.size() - shown});
+        result.remainders.push_back(
+            Remainder{entry.account_id, entry.id, entry.response_url, entry.content.substr(shown), true});
+        result.closed.push_back(entry.id);
+      }
       auto next = std::next(it);
       erase_locked(it);
       it = next;
       continue;
+    }
+    if (!entry.finished && !entry.handed_off && entry.handoff_at_ms && now_ms >= entry.handoff_at_ms) {
+      entry.shown_bytes = visible_prefix(entry);
+      entry.handed_off = true;
+      notices.push_back({SweepNotice::Kind::HandedOff, entry.account_id, entry.id, entry.shown_bytes});
     }
     if (entry.first_reply_sent && !entry.first_reply_final && entry.refreshes == 0 &&
         !entry.warned_no_refresh && now_ms - entry.first_reply_ms >= entry.refresh_warn_ms) {
       entry.warned_no_refresh = true;
       notices.push_back({SweepNotice::Kind::RefreshMissing, entry.account_id, entry.id, 0});
     }
-    if (entry.finished && !entry.overflow_reported && entry.content.size() > kMaxContentBytes) {
-      entry.overflow_reported = true;
-      notices.push_back({SweepNotice::Kind::OverflowPending, entry.account_id, entry.id,
-                         entry.content.size() - utf8_safe_prefix_length(entry.content, kMaxContentBytes)});
-    }
     ++it;
   }
-  return notices;
+  return result;
 }
 
 std::optional<std::string> StreamTable::overflow(std::string_view stream_id) const {
   std::lock_guard lock(mutex_);
   auto it = entries_.find(std::string(stream_id));
   if (it == entries_.end()) return std::nullopt;
-  const std::string& content = it->second.content;
-  return content.substr(utf8_safe_prefix_length(content, kMaxContentBytes));
+  return it->second.content.substr(visible_prefix(it->second));
 }
 
 std::size_t StreamTable::size() const {

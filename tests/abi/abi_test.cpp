@@ -1,16 +1,21 @@
 // Loads the built libclawdbot_wecom.so with dlopen, exactly as a host does, and drives it only
 // through the public C ABI.
 #include <dlfcn.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "clawdbot_wecom/clawdbot_wecom.h"
+#include "crypto/crypto.h"
 #include "support/wecom_requests.h"
 
 namespace {
@@ -26,6 +31,26 @@ struct TestHost {
   std::vector<std::string> stream_ids;
   std::vector<std::string> texts;
   std::atomic<int> dispatches{0};
+  std::vector<std::string> fetch_urls;  // ABI 1.1 callback_fetch
+  std::vector<uint64_t> fetch_ids;
+  std::vector<std::string> fetch_bodies;
+  std::vector<std::string> events;      // ABI 1.1 callback_event: "<type> <json>"
+  std::string media_json;
+
+  static cwc_status fetch(void* ctx, const cwc_fetch_request* r) {
+    auto* self = static_cast<TestHost*>(ctx);
+    std::lock_guard lock(self->mutex);
+    self->fetch_urls.emplace_back(r->url.ptr, r->url.len);
+    self->fetch_ids.push_back(r->request_id);
+    self->fetch_bodies.emplace_back(r->body.ptr ? r->body.ptr : "", r->body.len);
+    return CWC_OK;
+  }
+  static void event(void* ctx, const cwc_event* e) {
+    auto* self = static_cast<TestHost*>(ctx);
+    std::lock_guard lock(self->mutex);
+    self->events.push_back(std::string(e->event_type.ptr, e->event_type.len) + " " +
+                           std::string(e->event_json.ptr, e->event_json.len));
+  }
 
   static void log(void* ctx, cwc_log_level, cwc_str account, cwc_str line) {
     auto* self = static_cast<TestHost*>(ctx);
@@ -37,6 +62,7 @@ struct TestHost {
     std::lock_guard lock(self->mutex);
     self->stream_ids.emplace_back(m->stream_id.ptr, m->stream_id.len);
     self->texts.emplace_back(m->text.ptr, m->text.len);
+    self->media_json.assign(m->media_json.ptr, m->media_json.len);
     ++self->dispatches;
     return CWC_OK;
   }
@@ -68,8 +94,14 @@ class AbiTest : public ::testing::Test {
     if (handle_) dlclose(handle_);
   }
 
-  void create(const std::string& config) {
+  // `host_size`: what the host declares (an ABI 1.0 host's table ends before callback_fetch).
+  void create(const std::string& config, bool with_1_1_callbacks = false, size_t host_size = sizeof(cwc_host_api)) {
     cwc_host_api table = host_.table();
+    table.struct_size = host_size;
+    if (with_1_1_callbacks) {
+      table.callback_fetch = &TestHost::fetch;
+      table.callback_event = &TestHost::event;
+    }
     ASSERT_EQ(api_.on_instance_new(&table, s(config), &instance_, &err_), CWC_OK) << err_.message;
   }
 
@@ -249,14 +281,18 @@ TEST_F(AbiTest, ConcurrentRequestsAndPushesFromManyThreads) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         const std::string msgid = "t" + std::to_string(t) + "-" + std::to_string(i);
-        auto [status, reply] = post(R"({"msgid":")" + msgid +
-                                    R"(","from":{"userid":"u"},"msgtype":"text","text":{"content":"x"}})");
+        // One user per thread: beyond 3 in flight a user's messages wait in their lane until the
+        // pusher finishes earlier answers, so lanes are exercised across threads too.
+        auto [status, reply] = post(R"({"msgid":")" + msgid + R"(","from":{"userid":"u)" + std::to_string(t) +
+                                    R"("},"msgtype":"text","text":{"content":"x"}})");
         if (status == 200 && !reply.empty()) ++ok;
       }
     });
   }
+  std::atomic<bool> senders_done{false};
   std::thread pusher([&] {
-    for (int round = 0; round < 200; ++round) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
       std::vector<std::string> ids;
       {
         std::lock_guard lock(host_.mutex);
@@ -264,14 +300,67 @@ TEST_F(AbiTest, ConcurrentRequestsAndPushesFromManyThreads) {
       }
       cwc_error err{};
       err.struct_size = sizeof(err);
-      for (const auto& id : ids) api_.on_stream_push(instance_, s(id), s("."), CWC_PUSH_APPEND, &err);
+      for (const auto& id : ids) {
+        api_.on_stream_push(instance_, s(id), s("."), CWC_PUSH_APPEND, &err);
+        api_.on_stream_finish(instance_, s(id), CWC_FINISH_DONE, s(""), &err);
+      }
       api_.on_tick(instance_);
+      if (senders_done && host_.dispatches.load() == kThreads * kPerThread) break;
     }
   });
   for (auto& t : threads) t.join();
+  senders_done = true;
   pusher.join();
   EXPECT_EQ(ok.load(), kThreads * kPerThread);
   EXPECT_EQ(host_.dispatches.load(), kThreads * kPerThread);
+}
+
+TEST_F(AbiTest, Abi11HostDownloadsMediaThroughCallbackFetch) {
+  const std::string media_dir = "/tmp/cwc-abi-test-media-" + std::to_string(::getpid());
+  create(config().substr(0, config().size() - 1) + R"(,"mediaDir":")" + media_dir + "\"}", /*with_1_1_callbacks=*/true);
+  post(R"({"msgid":"i1","from":{"userid":"u"},"response_url":"http://127.0.0.1:9/r","msgtype":"image","image":{"url":"http://127.0.0.1:9/img"}})");
+  ASSERT_EQ(host_.fetch_urls.size(), 1u);
+  EXPECT_EQ(host_.fetch_urls[0], "http://127.0.0.1:9/img");
+  EXPECT_EQ(host_.dispatches.load(), 0);
+  const std::string png = std::string("\x89PNG\r\n\x1A\n", 8) + "pixels";
+  auto key = cwc::crypto::AesKey::from_encoding_aes_key(cwc::testing::kAesKey);
+  const std::string cipher = cwc::crypto::aes_cbc_encrypt_raw(*key, cwc::crypto::pad32(png));
+  ASSERT_EQ(api_.on_fetch_done(instance_, host_.fetch_ids[0], CWC_FETCH_OK, 200, s(cipher), s(""), &err_), CWC_OK)
+      << err_.message;
+  EXPECT_EQ(host_.dispatches.load(), 1);
+  EXPECT_NE(host_.media_json.find(R"("mime":"image/png")"), std::string::npos) << host_.media_json;
+  EXPECT_EQ(api_.on_fetch_done(instance_, 999999, CWC_FETCH_OK, 200, s(""), s(""), &err_), CWC_ERR_NOT_FOUND);
+  const int bogus_outcome = 42;
+  cwc_fetch_outcome outcome{};
+  std::memcpy(&outcome, &bogus_outcome, sizeof outcome);
+  EXPECT_EQ(api_.on_fetch_done(instance_, 1, outcome, 200, s(""), s(""), &err_), CWC_ERR_INVALID_ARGUMENT);
+
+  // A reply image and a long answer: msg_item on the finish, the rest through response_url.
+  const std::string stream_id = host_.stream_ids[0];
+  ASSERT_EQ(api_.on_stream_attach_image(instance_, s(stream_id), s(png), &err_), CWC_OK) << err_.message;
+  EXPECT_EQ(api_.on_stream_attach_image(instance_, s(stream_id), s("GIF89a"), &err_), CWC_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(err_.message).find("JPEG or PNG"), std::string::npos);
+  const std::string long_answer(25000, 'a');
+  ASSERT_EQ(api_.on_stream_finish(instance_, s(stream_id), CWC_FINISH_DONE, s(long_answer), &err_), CWC_OK);
+  ASSERT_EQ(host_.fetch_urls.size(), 2u);
+  EXPECT_EQ(host_.fetch_urls[1], "http://127.0.0.1:9/r");
+  EXPECT_NE(host_.fetch_bodies[1].find(R"("msgtype":"markdown")"), std::string::npos);
+
+  post(R"({"msgid":"e1","from":{"userid":"u"},"msgtype":"event","event":{"eventtype":"feedback_event","feedback_event":{"id":"F","type":2}}})");
+  ASSERT_EQ(host_.events.size(), 1u);
+  EXPECT_EQ(host_.events[0], R"(feedback_event {"eventtype":"feedback_event","feedback_event":{"id":"F","type":2}})");
+  std::filesystem::remove_all(media_dir);
+}
+
+TEST_F(AbiTest, Abi10HostTableNeverHasItsMissingCallbacksRead) {
+  // The 1.1 pointers are set but lie beyond the declared size: the plugin must not use them.
+  create(config(), /*with_1_1_callbacks=*/true, offsetof(cwc_host_api, callback_fetch));
+  post(R"({"msgid":"i1","from":{"userid":"u"},"msgtype":"image","image":{"url":"http://127.0.0.1:9/img"}})");
+  EXPECT_TRUE(host_.fetch_urls.empty());
+  EXPECT_EQ(host_.dispatches.load(), 1);
+  EXPECT_EQ(host_.media_json, R"([{"kind":"image","url":"http://127.0.0.1:9/img"}])");
+  post(R"({"msgid":"e1","from":{"userid":"u"},"msgtype":"event","event":{"eventtype":"feedback_event"}})");
+  EXPECT_TRUE(host_.events.empty());
 }
 
 }  // namespace

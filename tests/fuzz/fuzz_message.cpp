@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     CWC_FUZZ_CHECK(!item.url.empty() && fuzz::valid_utf8(item.url), "bad media url");
   }
   // The reply builders must cope with whatever the message carried.
-  (void)message::build_stream_reply({msg->stream_id, false, msg->text});
+  (void)message::build_stream_reply({msg->stream_id, false, msg->text, {}});
   (void)message::build_text_reply(msg->quote_text);
   return 0;
 }

@@ -1,6 +1,10 @@
 #include "message/message.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
 
 #include "support/test_data.h"
 
@@ -107,13 +111,13 @@ TEST(ParseMessage, ClassicXmlMessage) {
 
 TEST(Replies, StreamReplyMatchesVectorPlaintextExactly) {
   auto v = cwc::testing::vector_named("bot-stream-reply");
-  EXPECT_EQ(build_stream_reply({"stream-0001", false, "1"}), v["plaintext"].get<std::string>());
+  EXPECT_EQ(build_stream_reply({"stream-0001", false, "1", {}}), v["plaintext"].get<std::string>());
 }
 
 TEST(Replies, TextReplyAndUtf8) {
   EXPECT_EQ(build_text_reply("你好"), R"({"msgtype":"text","text":{"content":"你好"}})");
   // Invalid UTF-8 from an agent is replaced, never thrown.
-  EXPECT_NO_THROW(build_stream_reply({"s", true, std::string("\xff\xfe", 2)}));
+  EXPECT_NO_THROW(build_stream_reply({"s", true, std::string("\xff\xfe", 2), {}}));
 }
 
 // Regression (fuzz_message, tests/fuzz/corpus/fuzz_message/regress-xml-surrogate-charref): an
@@ -153,6 +157,41 @@ TEST(ParseMessage, DeepNestingAndOversizedIdsAreRejected) {
   auto user = parse_message(R"({"msgid":"m","from":{"userid":")" + std::string(600, 'u') + R"("},"msgtype":"text","text":{"content":"x"}})");
   ASSERT_FALSE(user.ok());
   EXPECT_EQ(user.error().describe(), "invalid message: from.userid is too long");
+}
+
+// build_stream_reply writes the common reply directly (performance); it must stay byte-identical
+// to the ordered_json serialisation it replaced, escapes and invalid UTF-8 included.
+TEST(Replies, StreamReplyFastPathMatchesNlohmann) {
+  auto reference = [](const std::string& id, bool finish, const std::string& content) {
+    nlohmann::ordered_json doc = {{"msgtype", "stream"},
+                                  {"stream", {{"id", id}, {"finish", finish}, {"content", content}}}};
+    return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  std::vector<std::string> samples = {"", "1", "echo: 你好，Clawdbot", "quote \" backslash \\ slash /",
+                                      "\b\f\n\r\t", std::string("nul\0nul", 7), "\x01\x1f\x7f", "emoji 😀 é",
+                                      "\xff\xfe", "cut \xe4\xbd", "\xed\xa0\x80 surrogate", "\xc0\xaf overlong",
+                                      std::string(20480, 'a')};
+  std::string all_bytes;
+  for (int c = 0; c < 256; ++c) all_bytes += static_cast<char>(c);
+  samples.push_back(all_bytes);
+  std::uint32_t state = 12345;
+  for (int n = 0; n < 2000; ++n) {  // random byte soup, mostly ASCII with some high and control bytes
+    std::string s;
+    const int len = static_cast<int>((state = state * 1103515245u + 12345u) >> 24) % 40;
+    for (int i = 0; i < len; ++i) {
+      state = state * 1103515245u + 12345u;
+      const unsigned r = state >> 16;
+      s += static_cast<char>(r % 4 == 0 ? (r >> 8) & 0xff : 0x20 + (r >> 8) % 95);
+    }
+    samples.push_back(s);
+  }
+  samples.push_back("完整的中文句子，包含标点。");
+  for (const auto& s : samples) {
+    for (bool finish : {false, true}) {
+      EXPECT_EQ(build_stream_reply({"s0123", finish, s, {}}), reference("s0123", finish, s)) << ::testing::PrintToString(s);
+      EXPECT_EQ(build_stream_reply({s, finish, "x", {}}), reference(s, finish, "x")) << ::testing::PrintToString(s);
+    }
+  }
 }
 
 }  // namespace

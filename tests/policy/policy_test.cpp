@@ -76,8 +76,9 @@ TEST(Pairing, UnknownSenderGetsStableEightCharCode) {
   auto first = access.evaluate(account(), dm_from("carol"));
   ASSERT_EQ(first.verdict, Verdict::Answer);
   auto pending = access.pending("default");
-  ASSERT_EQ(pending.size(), 1u);
-  const std::string code = pending[0].code;
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 1u);
+  const std::string code = (*pending)[0].code;
   EXPECT_EQ(code.size(), kPairingCodeLength);
   EXPECT_EQ(code.find_first_of("01OIL"), std::string::npos);
   EXPECT_NE(first.text.find("Pairing code: " + code), std::string::npos);
@@ -85,46 +86,71 @@ TEST(Pairing, UnknownSenderGetsStableEightCharCode) {
   EXPECT_NE(first.text.find("carol"), std::string::npos);
   auto again = access.evaluate(account(), dm_from("carol"));
   EXPECT_NE(again.text.find(code), std::string::npos);
-  EXPECT_EQ(access.pending("default").size(), 1u);
+  EXPECT_EQ(access.pending("default")->size(), 1u);
 }
 
 TEST(Pairing, AtMostThreePendingAndExpiryAfterAnHour) {
   FakeHost host;
   AccessControl access(host);
   for (const char* u : {"u1", "u2", "u3"}) access.evaluate(account(), dm_from(u));
-  EXPECT_EQ(access.pending("default").size(), 3u);
+  EXPECT_EQ(access.pending("default")->size(), 3u);
   auto fourth = access.evaluate(account(), dm_from("u4"));
   EXPECT_EQ(fourth.verdict, Verdict::Answer);
   EXPECT_NE(fourth.text.find("too many approval requests"), std::string::npos);
-  EXPECT_EQ(access.pending("default").size(), 3u);
+  EXPECT_EQ(access.pending("default")->size(), 3u);
   host.clock_ms += kPairingTtlMs;
-  EXPECT_TRUE(access.pending("default").empty());
+  EXPECT_TRUE(access.pending("default")->empty());
   access.evaluate(account(), dm_from("u4"));
-  EXPECT_EQ(access.pending("default").size(), 1u);
+  EXPECT_EQ(access.pending("default")->size(), 1u);
 }
 
 TEST(Pairing, ApproveAddsToAllowFromAndRemovesRequest) {
   FakeHost host;
   AccessControl access(host);
   access.evaluate(account(), dm_from("dave"));
-  const std::string code = access.pending("default").at(0).code;
+  const std::string code = access.pending("default")->at(0).code;
   EXPECT_FALSE(access.approve("default", "WRONG123"));
   std::string lower = code;
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   auto user = access.approve("default", lower);  // codes are case-insensitive
   ASSERT_TRUE(user);
   EXPECT_EQ(*user, "dave");
-  EXPECT_TRUE(access.pending("default").empty());
-  EXPECT_EQ(access.stored_allow_from("default"), std::vector<std::string>{"dave"});
+  EXPECT_TRUE(access.pending("default")->empty());
+  EXPECT_EQ(*access.stored_allow_from("default"), std::vector<std::string>{"dave"});
   EXPECT_EQ(access.evaluate(account(), dm_from("dave")).verdict, Verdict::Allow);
   EXPECT_FALSE(access.approve("default", code));  // used once
+}
+
+// A store that cannot be read is not an empty store: nobody is approved from it, and nothing is
+// written back over what it may hold (a failed read followed by a write used to replace lists).
+TEST(Pairing, UnreadableStoreFailsClosedAndIsNeverOverwritten) {
+  FakeHost host;
+  AccessControl access(host);
+  host.store_put(allow_from_namespace("default"), "list", R"(["frank"])");
+  access.evaluate(account(), dm_from("gina"));
+  const std::string code = access.pending("default")->at(0).code;
+  const auto before = host.store;
+  host.fail_store_reads = true;
+  EXPECT_EQ(access.evaluate(account(), dm_from("frank")).verdict, Verdict::Answer) << "fail closed";
+  auto stranger = access.evaluate(account(), dm_from("henry"));
+  EXPECT_EQ(stranger.verdict, Verdict::Answer);
+  EXPECT_NE(stranger.text.find("cannot check approvals right now"), std::string::npos);
+  auto approved = access.approve("default", code);
+  ASSERT_FALSE(approved.ok());
+  EXPECT_EQ(approved.error().kind, ErrorKind::Internal);
+  EXPECT_FALSE(access.pending("default").ok());
+  EXPECT_EQ(host.store, before) << "nothing was written while reads failed";
+  EXPECT_GE(host.count_logs("treated as not approved", core::LogLevel::Error), 1u);
+  host.fail_store_reads = false;
+  EXPECT_EQ(access.evaluate(account(), dm_from("frank")).verdict, Verdict::Allow);
+  EXPECT_EQ(*access.approve("default", code), "gina");
 }
 
 TEST(Pairing, ExpiredCodeCannotBeApproved) {
   FakeHost host;
   AccessControl access(host);
   access.evaluate(account(), dm_from("erin"));
-  const std::string code = access.pending("default").at(0).code;
+  const std::string code = access.pending("default")->at(0).code;
   host.clock_ms += kPairingTtlMs;
   EXPECT_FALSE(access.approve("default", code));
 }

@@ -87,7 +87,7 @@ TEST(StreamTableTest, UnknownForeignAndExpiredStreamsHaveNoView) {
   EXPECT_FALSE(table.view("a", "unknown", true, 0));
   EXPECT_FALSE(table.view("b", s, true, 0));  // another account's stream
   EXPECT_FALSE(table.view("a", s, true, kTtl));
-  auto notices = table.sweep(kTtl);
+  auto notices = table.sweep(kTtl).notices;
   ASSERT_EQ(notices.size(), 1u);
   EXPECT_EQ(notices[0].kind, SweepNotice::Kind::Expired);
   EXPECT_EQ(table.size(), 0u);
@@ -101,33 +101,117 @@ TEST(StreamTableTest, ContentCappedUtf8SafeAndOverflowKept) {
   std::string answer;
   while (answer.size() < kMaxContentBytes + 1000) answer += "答";
   table.push(s, answer, PushMode::Append);
-  table.finish(s, FinishKind::Done, "");
+  std::optional<Remainder> remainder;
+  table.finish(s, FinishKind::Done, "", &remainder);
   auto v = table.view("a", s, true, 1);
+  EXPECT_TRUE(v->finish);
   EXPECT_LE(v->content.size(), kMaxContentBytes);
   EXPECT_EQ(v->content.size() % 3, 0u);
   auto rest = table.overflow(s);
   ASSERT_TRUE(rest);
-  EXPECT_EQ(v->content + *rest, answer);
-  auto notices = table.sweep(2);
-  ASSERT_EQ(notices.size(), 1u);
-  EXPECT_EQ(notices[0].kind, SweepNotice::Kind::OverflowPending);
-  EXPECT_EQ(notices[0].bytes, rest->size());
+  EXPECT_EQ(v->content + *rest, answer);  // no note configured: the cut is exact
+  ASSERT_TRUE(remainder);
+  EXPECT_EQ(remainder->text, *rest);
+  EXPECT_FALSE(remainder->interrupted);
+  EXPECT_TRUE(table.sweep(2).notices.empty());
+}
+
+StreamOptions handoff_options(std::int64_t handoff_after_ms, std::string note = "(continued below)") {
+  StreamOptions options;
+  options.ttl_ms = kTtl;
+  options.refresh_warn_ms = kWarn;
+  options.handoff_after_ms = handoff_after_ms;
+  options.response_url = "https://example.invalid/response";
+  options.continued_note = std::move(note);
+  return options;
+}
+
+TEST(StreamTableTest, LongAnswerShowsNoteAndHandsTheRestOver) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, handoff_options(0))->stream_id;
+  std::string answer;
+  while (answer.size() < kMaxContentBytes + 5000) answer += "长答案";
+  table.push(s, answer, PushMode::Replace);
+  const auto running = table.view("a", s, true, 1);
+  EXPECT_FALSE(running->finish);
+  std::optional<Remainder> remainder;
+  ASSERT_EQ(table.finish(s, FinishKind::Done, "", &remainder), UpdateResult::Ok);
+  const auto final_view = table.view("a", s, true, 2);
+  EXPECT_TRUE(final_view->finish);
+  EXPECT_LE(final_view->content.size(), kMaxContentBytes);
+  const std::string suffix = "\n\n(continued below)";
+  ASSERT_GE(final_view->content.size(), suffix.size());
+  EXPECT_EQ(final_view->content.substr(final_view->content.size() - suffix.size()), suffix);
+  const std::string shown = final_view->content.substr(0, final_view->content.size() - suffix.size());
+  EXPECT_EQ(running->content, shown) << "the visible part never shrinks at finish";
+  ASSERT_TRUE(remainder);
+  EXPECT_EQ(shown + remainder->text, answer) << "nothing lost between stream and response_url";
+  EXPECT_EQ(remainder->response_url, "https://example.invalid/response");
+}
+
+TEST(StreamTableTest, HandoffFinishesTheStreamAndKeepsCollecting) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, handoff_options(330'000))->stream_id;
+  table.push(s, "part one", PushMode::Append);
+  EXPECT_TRUE(table.sweep(329'999).notices.empty());
+  auto swept = table.sweep(330'000);
+  ASSERT_EQ(swept.notices.size(), 1u);
+  EXPECT_EQ(swept.notices[0].kind, SweepNotice::Kind::HandedOff);
+  auto v = table.view("a", s, true, 330'500);
+  EXPECT_TRUE(v->finish);
+  EXPECT_EQ(v->content, "part one\n\n(continued below)");
+  // The agent keeps going after WeCom saw the stream finish.
+  EXPECT_EQ(table.push(s, " and part two", PushMode::Append), UpdateResult::Ok);
+  EXPECT_EQ(table.view("a", s, true, 331'000)->content, "part one\n\n(continued below)");
+  std::optional<Remainder> remainder;
+  ASSERT_EQ(table.finish(s, FinishKind::Done, "", &remainder), UpdateResult::Ok);
+  ASSERT_TRUE(remainder);
+  EXPECT_EQ(remainder->text, " and part two");
+  EXPECT_TRUE(table.sweep(340'000).notices.empty()) << "handed off once";
+}
+
+TEST(StreamTableTest, ExpiredUnfinishedStreamYieldsItsUnshownText) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, handoff_options(1000))->stream_id;
+  table.push(s, "shown", PushMode::Append);
+  table.sweep(1000);  // handed off with "shown"
+  table.push(s, " never finished", PushMode::Append);
+  auto swept = table.sweep(kTtl);
+  ASSERT_EQ(swept.remainders.size(), 1u);
+  EXPECT_EQ(swept.remainders[0].text, " never finished");
+  EXPECT_TRUE(swept.remainders[0].interrupted);
+  ASSERT_EQ(swept.closed.size(), 1u);
+  EXPECT_EQ(swept.closed[0], s);
+  EXPECT_EQ(table.size(), 0u);
+}
+
+TEST(StreamTableTest, ImagesGoOutOnlyWithTheFinishingReply) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, kTtl, kWarn)->stream_id;
+  ASSERT_EQ(table.attach_image(s, {"aGVsbG8=", "5d41402abc4b2a76b9719d911017c592"}), UpdateResult::Ok);
+  EXPECT_TRUE(table.view("a", s, true, 1)->images.empty());
+  table.finish(s, FinishKind::Done, "here");
+  auto v = table.view("a", s, true, 2);
+  ASSERT_EQ(v->images.size(), 1u);
+  EXPECT_EQ(v->images[0].md5_hex, "5d41402abc4b2a76b9719d911017c592");
+  EXPECT_EQ(table.attach_image(s, {"x", "y"}), UpdateResult::Closed);
+  EXPECT_EQ(table.attach_image("nope", {"x", "y"}), UpdateResult::NotFound);
 }
 
 TEST(StreamTableTest, WarnsOnceWhenNoRefreshArrives) {
   auto table = make_table();
   auto s = table.open("a", "m1", 0, kTtl, kWarn)->stream_id;
   table.view("a", s, false, 0);  // first reply went out with the placeholder
-  EXPECT_TRUE(table.sweep(kWarn - 1).empty());
-  auto notices = table.sweep(kWarn);
+  EXPECT_TRUE(table.sweep(kWarn - 1).notices.empty());
+  auto notices = table.sweep(kWarn).notices;
   ASSERT_EQ(notices.size(), 1u);
   EXPECT_EQ(notices[0].kind, SweepNotice::Kind::RefreshMissing);
-  EXPECT_TRUE(table.sweep(kWarn + 1000).empty());
+  EXPECT_TRUE(table.sweep(kWarn + 1000).notices.empty());
 
   auto refreshed = table.open("a", "m2", 0, kTtl, kWarn)->stream_id;
   table.view("a", refreshed, false, 0);
   table.view("a", refreshed, true, 1000);
-  EXPECT_TRUE(table.sweep(kWarn * 2).empty());
+  EXPECT_TRUE(table.sweep(kWarn * 2).notices.empty());
 }
 
 TEST(StreamTableTest, BoundEvictsFinishedFirstThenRefuses) {

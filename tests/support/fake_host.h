@@ -38,17 +38,43 @@ class FakeHost : public core::Host {
     for (std::size_t i = 0; i < len; ++i) out[i] = static_cast<std::uint8_t>(++counter);
     return true;
   }
-  std::optional<std::string> store_get(std::string_view ns, std::string_view key) override {
+  Result<std::optional<std::string>> store_get(std::string_view ns, std::string_view key) override {
     std::lock_guard lock(mutex);
+    if (fail_store_reads) return make_error(ErrorKind::Internal, "store read failed (test)");
     auto it = store.find(std::string(ns) + "/" + std::string(key));
-    if (it == store.end()) return std::nullopt;
-    return it->second;
+    if (it == store.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
   }
   bool store_put(std::string_view ns, std::string_view key, std::string_view value) override {
     std::lock_guard lock(mutex);
     store[std::string(ns) + "/" + std::string(key)] = std::string(value);
     return true;
   }
+
+  // Outbound HTTP (ABI 1.1): off unless a test turns it on; requests are recorded and answered
+  // by the test through Instance::fetch_done.
+  bool can_fetch() const override { return fetch_enabled; }
+  bool fetch(const core::FetchRequest& r) override {
+    std::lock_guard lock(mutex);
+    fetches.push_back({r.id, std::string(r.account_id), std::string(r.method), std::string(r.url),
+                       std::string(r.content_type), std::string(r.body), r.max_response_bytes, r.timeout_ms});
+    return start_fetch;
+  }
+  void event(const core::Event& e) override {
+    std::lock_guard lock(mutex);
+    events.push_back({std::string(e.account_id), std::string(e.event_type), std::string(e.sender_id),
+                      std::string(e.chat_id), std::string(e.message_id), std::string(e.event_json)});
+  }
+
+  struct FetchCall {
+    std::uint64_t id;
+    std::string account_id, method, url, content_type, body;
+    std::uint64_t max_response_bytes;
+    std::uint32_t timeout_ms;
+  };
+  struct EventCall {
+    std::string account_id, event_type, sender_id, chat_id, message_id, event_json;
+  };
 
   struct LogLine {
     core::LogLevel level;
@@ -71,6 +97,11 @@ class FakeHost : public core::Host {
   std::atomic<std::int64_t> clock_ms{1732500000000};
   std::uint8_t counter = 0;
   bool accept_dispatch = true;
+  bool fetch_enabled = false;
+  bool fail_store_reads = false;
+  bool start_fetch = true;
+  std::vector<FetchCall> fetches;
+  std::vector<EventCall> events;
 };
 
 }  // namespace cwc::testing
