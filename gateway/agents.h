@@ -46,6 +46,12 @@ class ReplySink {
   virtual bool cancelled() const = 0;
   // Sleeps up to `ms`; returns false when woken by cancellation.
   virtual bool wait_ms(int ms) = 0;
+  // An image (JPEG/PNG bytes) for the finishing reply; false with the reason when it cannot go
+  // out as one (the agent should then send a link or a description).
+  virtual bool attach_image(const std::string& /*bytes*/, std::string* error) {
+    if (error) *error = "reply images are not supported here";
+    return false;
+  }
 };
 
 class Agent {
@@ -58,7 +64,9 @@ class Agent {
 };
 
 // `echo: <text>` in two blocks `delay_ms` apart. A text starting with "/fail" fails on purpose
-// (a test hook for "agent failure is visible to the user").
+// (a test hook for "agent failure is visible to the user"). Every run logs one debug line
+// `echo agent: run msgid=<msgid> stream=<stream id>` (bench/soak.sh counts them to prove each
+// message reached the agent exactly once).
 class EchoAgent : public Agent {
  public:
   explicit EchoAgent(EchoSettings settings) : settings_(settings) {}
@@ -81,14 +89,25 @@ class SseParser {
 };
 
 // Extracts choices[0].delta.content from one chat-completions chunk; "" for anything else
-// (role deltas, reasoning_content, usage). Sets *error for a payload that is not JSON.
+// (role deltas, reasoning_content, usage). Sets *error for a payload that is not JSON and for an
+// error event (`{"error": {...}}`); `"error": null`, which some compatible servers put in every
+// chunk, is not an error.
 std::string extract_delta_content(const std::string& payload, std::string* error);
 
+class RequestWatchdog;
+
+// Streams chat completions from an OpenAI-compatible endpoint. `timeout_seconds` is the total
+// deadline for one answer (connect + every read, however the model dribbles its tokens); when it
+// passes, the request is aborted and the user sees what arrived so far plus timeout_text().
 class OpenAiAgent : public Agent {
  public:
   explicit OpenAiAgent(OpenAiSettings settings);
   void run(const Job& job, ReplySink& sink) override;
   void cancel() override;
+
+  // What the user sees when the deadline passes ("⚠️ The model did not answer in 60 s; please
+  // try again."); `partial`: some of the answer was already streamed.
+  static std::string timeout_text(int seconds, bool partial);
 
  private:
   struct Turn {
@@ -99,10 +118,10 @@ class OpenAiAgent : public Agent {
   std::string api_key_;
   std::mutex history_mutex_;
   std::map<std::string, std::vector<Turn>> history_;  // session key → turns
-  // Requests in flight, so cancel() can close their sockets (a hung endpoint would otherwise
-  // hold shutdown for the whole read timeout).
+  // Requests in flight, so cancel() can abort them (a hung endpoint would otherwise hold
+  // shutdown for the whole timeout).
   std::mutex active_mutex_;
-  std::set<httplib::Client*> active_;
+  std::set<RequestWatchdog*> active_;
   bool cancelled_ = false;
 };
 

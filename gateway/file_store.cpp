@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -11,15 +12,21 @@ namespace cwc::gateway {
 
 namespace fs = std::filesystem;
 
+std::optional<FileStore::Version> FileStore::version_of(const fs::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return std::nullopt;
+  return Version{static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec,
+                 static_cast<long long>(st.st_size), static_cast<unsigned long long>(st.st_ino)};
+}
+
 void FileStore::reload_if_changed_locked() {
-  std::error_code ec;
-  const auto mtime = fs::last_write_time(file_, ec);
-  if (ec) {  // no file yet: an empty store
+  const auto version = version_of(file_);
+  if (!version) {  // no file yet: an empty store
     if (!loaded_) data_.clear();
     loaded_ = true;
     return;
   }
-  if (loaded_ && mtime == loaded_mtime_) return;
+  if (loaded_ && *version == loaded_version_) return;
   std::ifstream in(file_);
   std::ostringstream text;
   text << in.rdbuf();
@@ -35,7 +42,7 @@ void FileStore::reload_if_changed_locked() {
       }
     }
   }
-  loaded_mtime_ = mtime;
+  loaded_version_ = *version;
   loaded_ = true;
 }
 
@@ -66,15 +73,17 @@ bool FileStore::put(const std::string& ns, const std::string& key, const std::st
     out.flush();
     if (!out) {
       spdlog::error("cannot write store {}", tmp.string());
+      fs::remove(tmp, ec);
       return false;
     }
   }
   fs::rename(tmp, file_, ec);
   if (ec) {
     spdlog::error("cannot replace store {}: {}", file_.string(), ec.message());
+    fs::remove(tmp, ec);  // do not leave the temporary file behind
     return false;
   }
-  loaded_mtime_ = fs::last_write_time(file_, ec);
+  if (const auto version = version_of(file_)) loaded_version_ = *version;
   return true;
 }
 

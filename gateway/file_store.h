@@ -25,7 +25,17 @@ class FileStore {
   std::filesystem::path file_;
   std::mutex mutex_;
   std::map<std::string, std::map<std::string, std::string>> data_;
-  std::filesystem::file_time_type loaded_mtime_{};
+  // What identifies the file version that was loaded. The mtime alone misses a write that
+  // lands within the same (coarse, a few ms) timestamp tick; every put() renames a new file
+  // into place, so the inode changes too.
+  struct Version {
+    long long mtime_ns = 0;
+    long long size = -1;
+    unsigned long long inode = 0;
+    bool operator==(const Version&) const = default;
+  };
+  static std::optional<Version> version_of(const std::filesystem::path& file);
+  Version loaded_version_{};
   bool loaded_ = false;
 };
 

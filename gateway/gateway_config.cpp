@@ -9,10 +9,11 @@ namespace {
 
 using nlohmann::json;
 
-const json* section(const json& root, const char* key) {
+// `parent` is the dotted path of `root` ("" at the top), so errors name the full key.
+const json* section(const json& root, const char* key, const std::string& parent = "") {
   auto it = root.find(key);
   if (it == root.end() || it->is_null()) return nullptr;
-  if (!it->is_object()) throw ConfigError(std::string(key) + " must be an object");
+  if (!it->is_object()) throw ConfigError((parent.empty() ? "" : parent + ".") + key + " must be an object");
   return &*it;
 }
 
@@ -65,8 +66,8 @@ GatewayConfig parse_gateway_config(const std::string& text) {
     if (config.agent_kind != "echo" && config.agent_kind != "openai") {
       throw ConfigError("agent.kind must be \"echo\" or \"openai\" (got \"" + config.agent_kind + "\")");
     }
-    if (const json* echo = section(*agent, "echo")) read_int(*echo, "delayMs", "agent.echo", config.echo.delay_ms, 0, 60000);
-    if (const json* openai = section(*agent, "openai")) {
+    if (const json* echo = section(*agent, "echo", "agent")) read_int(*echo, "delayMs", "agent.echo", config.echo.delay_ms, 0, 60000);
+    if (const json* openai = section(*agent, "openai", "agent")) {
       auto& o = config.openai;
       read(*openai, "baseUrl", "agent.openai", o.base_url);
       read(*openai, "apiKey", "agent.openai", o.api_key);

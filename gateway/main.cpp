@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -21,8 +22,10 @@
 #include <thread>
 
 #include "agents.h"
+#include "fetcher.h"
 #include "file_store.h"
 #include "gateway_config.h"
+#include "http_server.h"
 #include "plugin.h"
 #include "router.h"
 
@@ -124,6 +127,8 @@ struct GatewayHost {
 
   FileStore store;
   std::atomic<SessionRouter*> router{nullptr};
+  // Outbound HTTP for the plugin (media downloads, response_url); only the serving gateway has one.
+  std::unique_ptr<Fetcher> fetcher;
 
   cwc_host_api table() {
     cwc_host_api api{};
@@ -135,10 +140,14 @@ struct GatewayHost {
     api.callback_store_get = &GatewayHost::store_get;
     api.callback_store_put = &GatewayHost::store_put;
     api.callback_store_free = &GatewayHost::store_free;
+    api.callback_fetch = &GatewayHost::fetch;
+    api.callback_event = &GatewayHost::event;
     return api;
   }
 
-  static void log(void*, cwc_log_level level, cwc_str account, cwc_str line) {
+  // Every callback below is entered from inside a plugin call: an exception escaping one would
+  // cross the C boundary (std::terminate in the plugin's noexcept frames), so each catches all.
+  static void log(void*, cwc_log_level level, cwc_str account, cwc_str line) noexcept try {
     static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::trace, spdlog::level::debug,
                                                             spdlog::level::info, spdlog::level::warn,
                                                             spdlog::level::err};
@@ -146,9 +155,11 @@ struct GatewayHost {
     const auto spd_level = index >= 0 && index <= 4 ? kLevels[index] : spdlog::level::info;
     if (account.len) spdlog::log(spd_level, "wecom[{}]: {}", from_cwc(account), from_cwc(line));
     else spdlog::log(spd_level, "wecom: {}", from_cwc(line));
+  } catch (...) {
+    // A lost log line is better than a dead gateway.
   }
 
-  static cwc_status dispatch(void* ctx, const cwc_inbound_message* m) {
+  static cwc_status dispatch(void* ctx, const cwc_inbound_message* m) noexcept try {
     auto* self = static_cast<GatewayHost*>(ctx);
     SessionRouter* router = self->router.load();
     if (!router) return CWC_ERR_UNSUPPORTED;  // offline CLI instance, or shutting down
@@ -165,26 +176,56 @@ struct GatewayHost {
     job.media_json = from_cwc(m->media_json);
     job.group = m->peer_kind == CWC_PEER_GROUP;
     return router->enqueue(std::move(job)) ? CWC_OK : CWC_ERR_UNSUPPORTED;
+  } catch (...) {
+    return CWC_ERR_INTERNAL;  // the plugin finishes the stream with its "try again" text
   }
 
-  static cwc_status store_get(void* ctx, cwc_str ns, cwc_str key, cwc_buffer* out) {
+  static cwc_status store_get(void* ctx, cwc_str ns, cwc_str key, cwc_buffer* out) noexcept try {
     auto value = static_cast<GatewayHost*>(ctx)->store.get(from_cwc(ns), from_cwc(key));
     if (!value) return CWC_ERR_NOT_FOUND;
     out->len = value->size();
     out->ptr = new char[value->size() + 1];
     std::copy(value->begin(), value->end(), out->ptr);
     return CWC_OK;
+  } catch (...) {
+    return CWC_ERR_INTERNAL;
   }
 
-  static cwc_status store_put(void* ctx, cwc_str ns, cwc_str key, cwc_str value) {
+  static cwc_status store_put(void* ctx, cwc_str ns, cwc_str key, cwc_str value) noexcept try {
     return static_cast<GatewayHost*>(ctx)->store.put(from_cwc(ns), from_cwc(key), from_cwc(value)) ? CWC_OK
                                                                                                      : CWC_ERR_INTERNAL;
+  } catch (...) {
+    return CWC_ERR_INTERNAL;  // e.g. a value nlohmann cannot serialise; the store stays as it was
   }
 
-  static void store_free(void*, cwc_buffer* buffer) {
+  static void store_free(void*, cwc_buffer* buffer) noexcept {
     delete[] buffer->ptr;
     buffer->ptr = nullptr;
     buffer->len = 0;
+  }
+
+  static cwc_status fetch(void* ctx, const cwc_fetch_request* r) noexcept try {
+    auto* self = static_cast<GatewayHost*>(ctx);
+    if (!self->fetcher) return CWC_ERR_UNSUPPORTED;  // CLI commands never download
+    FetchJob job;
+    job.id = r->request_id;
+    job.method = from_cwc(r->method);
+    job.url = from_cwc(r->url);
+    job.content_type = from_cwc(r->content_type);
+    job.body = from_cwc(r->body);
+    job.max_response_bytes = r->max_response_bytes;
+    job.timeout_ms = r->timeout_ms;
+    return self->fetcher->submit(std::move(job)) ? CWC_OK : CWC_ERR_INTERNAL;
+  } catch (...) {
+    return CWC_ERR_INTERNAL;
+  }
+
+  // The plugin logs every event at info; the payload (user feedback text, card choices) only at
+  // debug, since it is user content.
+  static void event(void*, const cwc_event* e) noexcept try {
+    spdlog::debug("wecom[{}]: event {} from {}: {}", from_cwc(e->account_id), from_cwc(e->event_type),
+                  from_cwc(e->sender_id), from_cwc(e->event_json));
+  } catch (...) {
   }
 };
 
@@ -207,6 +248,9 @@ class StreamSink : public ReplySink {
   void fail(const std::string& text) override { end(true, text); }
   bool cancelled() const override { return router_.cancelled(); }
   bool wait_ms(int ms) override { return router_.wait_ms(ms); }
+  bool attach_image(const std::string& bytes, std::string* error) override {
+    return !finished_ && plugin_.attach_image(job_.stream_id, bytes, error);
+  }
 
  private:
   void end(bool failed, const std::string& text) {
@@ -234,6 +278,11 @@ Loaded load_everything(const Cli& cli, const std::string& argv0) {
     if (const char* env = std::getenv("CLAWDBOT_WECOM_CONFIG")) config_path = env;
   }
   if (config_path.empty()) usage_error("no config: pass --config PATH or set CLAWDBOT_WECOM_CONFIG");
+  if (std::error_code ec; !std::filesystem::is_regular_file(config_path, ec)) {
+    std::cerr << "clawdbot-wecom-gateway: config file " << config_path << " does not exist or is not a file"
+              << (cli.has("--config") ? "" : " (from $CLAWDBOT_WECOM_CONFIG)") << "\n";
+    std::exit(2);
+  }
   Loaded loaded;
   try {
     loaded.config = load_gateway_config(config_path);
@@ -279,7 +328,7 @@ std::string regex_escape(const std::string& text) {
 }
 
 bool is_loopback(const std::string& addr) {
-  return addr.rfind("127.", 0) == 0 || addr == "::1" || addr == "::ffff:127.0.0.1";
+  return addr.rfind("127.", 0) == 0 || addr == "::1" || addr.rfind("::ffff:127.", 0) == 0;
 }
 
 int run_gateway(const Cli& cli, const std::string& argv0) {
@@ -312,13 +361,17 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
     }
   });
   host.router.store(router.get());
+  host.fetcher = std::make_unique<Fetcher>(4, 256, [&plugin](std::uint64_t id, const FetchResult& result) {
+    plugin->fetch_done(id, result);
+  });
 
-  httplib::Server server;
-  // cpp-httplib serves each connection on one pool thread for its whole keep-alive life, so the
-  // pool must be larger than the connections WeCom and monitors keep open; idle keep-alive
-  // connections are closed after 5 s so they cannot pin every worker.
+  // httplib parses, routes and answers; KeepAliveServer (http_server.h) owns the connections:
+  // one recv and one send per request instead of httplib 0.11's ~12 syscalls, and a keep-alive
+  // connection that stays quiet for 50 ms is parked in an epoll set instead of pinning one of
+  // the `threads` workers, so the pool bounds requests in progress, not open connections.
+  // Idle keep-alive connections are still closed after 5 s.
   const auto threads = static_cast<std::size_t>(config.threads);
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  KeepAliveServer server(threads, std::chrono::milliseconds(50));
   // Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm and the
   // peer's delayed ACK add ~40 ms to every answer (measured: 352 req/s at 44 ms p50 with wrk).
   server.set_tcp_nodelay(true);
@@ -337,10 +390,16 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
   auto webhook = [&](const httplib::Request& req, httplib::Response& res) {
     const std::size_t q = req.target.find('?');
     const std::string query = q == std::string::npos ? "" : req.target.substr(q + 1);
-    cpu_slots.acquire();
-    auto answer = plugin->handle(req.method, req.path, query, req.get_header_value("Content-Type"), req.body,
-                                 req.remote_addr);
-    cpu_slots.release();
+    auto answer = [&] {
+      cpu_slots.acquire();
+      // Released on every path: a throwing call must not leak a slot (each leak costs a core).
+      struct Release {
+        std::counting_semaphore<1024>& slots;
+        ~Release() { slots.release(); }
+      } release{cpu_slots};
+      return plugin->handle(req.method, req.path, query, req.get_header_value("Content-Type"), req.body,
+                            req.remote_addr);
+    }();
     res.status = answer.status;
     res.set_content(answer.body, answer.content_type.empty() ? "text/plain; charset=utf-8" : answer.content_type);
   };
@@ -415,6 +474,8 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
   tick_cv.notify_all();
   tick_thread.join();
   router.reset();
+  // No fetch completion may reach the plugin after it is destroyed: stop (and join) first.
+  host.fetcher->stop();
   plugin.reset();
   spdlog::info("stopped");
   return 0;
@@ -445,6 +506,14 @@ int plugins_list(const Cli& cli, const std::string& argv0) {
     if (entry.contains("error")) std::cout << "  error: " << entry["error"].get<std::string>() << "\n";
   }
   return entry["status"] == "loaded" ? 0 : 1;
+}
+
+// "never" or "42s ago" for an epoch-milliseconds value from the plugin's status JSON.
+std::string describe_age(const ordered_json& epoch_ms) {
+  if (!epoch_ms.is_number_integer()) return "never";
+  using namespace std::chrono;
+  const auto now = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return std::to_string(std::max<long long>(0, (now - epoch_ms.get<long long>()) / 1000)) + "s ago";
 }
 
 int channels_status(const Cli& cli, const std::string& argv0) {
@@ -524,13 +593,17 @@ int channels_status(const Cli& cli, const std::string& argv0) {
               << ", configured, path " << a["webhookPath"].get<std::string>() << ", key valid, dm "
               << a["dmPolicy"].get<std::string>();
     if (live) {
-      std::cout << ", last inbound "
-                << (a["lastInboundAt"].is_null() ? std::string("never") : std::to_string(a["lastInboundAt"].get<long long>()))
+      std::cout << ", last inbound " << describe_age(a["lastInboundAt"])
                 << ", last error " << (a["lastError"].is_null() ? std::string("none") : a["lastError"].get<std::string>());
     }
     std::cout << "\n";
     if (a.contains("probe")) {
       const auto& p = a["probe"];
+      const bool reachable = p["network"].value("ok", false);
+      std::cout << "  gateway reachable: "
+                << (reachable ? "yes" : (!live && !cli.has("--url")) ? "no (no gateway running; probed in process only)"
+                                                                      : "no")
+                << "\n";
       std::cout << "  probe: " << (p["ok"] == true ? "ok" : "FAILED") << " (crypto round trip "
                 << (p["cryptoRoundTrip"] == true ? "ok" : "failed") << "; in-process VerifyURL "
                 << p["route"]["detail"].get<std::string>() << "; network " << p["network"]["url"].get<std::string>()

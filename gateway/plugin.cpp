@@ -1,5 +1,9 @@
 #include "plugin.h"
 
+#include <spdlog/spdlog.h>
+
+#include <cstddef>
+
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -36,7 +40,10 @@ std::string find_plugin_path(const std::string& explicit_path, const std::string
 }
 
 std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path) {
-  if (!std::filesystem::exists(path)) {
+  // The error_code overload: a path stat() cannot judge (a symlink loop, a name too long) must
+  // not escape as std::filesystem::filesystem_error; dlopen reports it below.
+  std::error_code exists_error;
+  if (!std::filesystem::exists(path, exists_error) && !exists_error) {
     throw PluginError("WeCom plugin library not found at " + path + " (pass --plugin PATH)");
   }
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -133,6 +140,35 @@ bool PluginInstance::finish(std::string_view stream_id, bool failed, std::string
                             &err) == CWC_OK) {
     return true;
   }
+  if (error) *error = err.message;
+  return false;
+}
+
+bool PluginInstance::has(std::size_t offset) const { return api_.struct_size >= offset + sizeof(void*); }
+
+void PluginInstance::fetch_done(std::uint64_t id, const FetchResult& result) {
+  if (!has(offsetof(cwc_plugin_api, on_fetch_done)) || !api_.on_fetch_done) return;
+  cwc_fetch_outcome outcome = CWC_FETCH_FAILED;
+  switch (result.outcome) {
+    case FetchResult::Outcome::Ok: outcome = CWC_FETCH_OK; break;
+    case FetchResult::Outcome::Failed: outcome = CWC_FETCH_FAILED; break;
+    case FetchResult::Outcome::Timeout: outcome = CWC_FETCH_TIMEOUT; break;
+    case FetchResult::Outcome::TooLarge: outcome = CWC_FETCH_TOO_LARGE; break;
+  }
+  cwc_error err = new_error();
+  if (api_.on_fetch_done(instance_, id, outcome, result.http_status, to_cwc(result.body), to_cwc(result.error), &err) !=
+      CWC_OK) {
+    spdlog::warn("wecom: fetch result {} not taken: {}", id, err.message);
+  }
+}
+
+bool PluginInstance::attach_image(std::string_view stream_id, std::string_view bytes, std::string* error) {
+  if (!has(offsetof(cwc_plugin_api, on_stream_attach_image)) || !api_.on_stream_attach_image) {
+    if (error) *error = "the loaded plugin predates reply images (ABI 1.1)";
+    return false;
+  }
+  cwc_error err = new_error();
+  if (api_.on_stream_attach_image(instance_, to_cwc(stream_id), to_cwc(bytes), &err) == CWC_OK) return true;
   if (error) *error = err.message;
   return false;
 }

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "clawdbot_wecom/clawdbot_wecom.h"
+#include "fetcher.h"
 
 namespace cwc::gateway {
 
@@ -65,6 +66,12 @@ class PluginInstance {
   bool push(std::string_view stream_id, std::string_view text, std::string* error = nullptr);
   bool finish(std::string_view stream_id, bool failed, std::string_view text, std::string* error = nullptr);
 
+  // An image for the stream's finishing reply; false with the plugin's reason (format, size,
+  // count) when it cannot go out as an image.
+  bool attach_image(std::string_view stream_id, std::string_view bytes, std::string* error = nullptr);
+  // Hands the result of a callback_fetch request back to the plugin (no-op for a 1.0 plugin).
+  void fetch_done(std::uint64_t id, const FetchResult& result);
+
   std::string routes_json();
   std::string status_json();
   // Throws PluginError (e.g. unknown account).
@@ -75,6 +82,7 @@ class PluginInstance {
 
  private:
   std::string take(cwc_buffer& buffer);
+  bool has(std::size_t offset) const;  // the plugin's table reaches this (ABI 1.1+) entry
   std::shared_ptr<PluginLibrary> library_;
   const cwc_plugin_api& api_;
   cwc_instance* instance_ = nullptr;

@@ -30,7 +30,7 @@ usage:
   wecom-sim send --url U --token T --aes-key K [--receive-id R] --user ID [--group CHATID]
                  (--text S | --event enter_chat | --image FILE | --file FILE)
                  [--follow] [--msgid ID] [--repeat N] [--format json|xml]
-                 [--timeout SECONDS] [--interval-ms MS]
+                 [--timeout SECONDS] [--interval-ms MS] [--continued-text S]
   wecom-sim decrypt --token T --aes-key K [--receive-id R] --timestamp TS --nonce N
                     --signature S --encrypt B64
   wecom-sim encrypt --token T --aes-key K [--receive-id R] (--plaintext S | --plaintext-file F)
@@ -41,7 +41,10 @@ send prints the decrypted reply JSON; with --follow it refreshes the stream abou
 (like WeCom) until finish and prints the final content (progress goes to stderr). With --event
 enter_chat it prints the welcome text. --image/--file serve the AES-encrypted file from a local
 server on 127.0.0.1 and put that URL in the message. --repeat N posts the same msgid N times (a
-WeCom retry): every answer must name the same stream.
+WeCom retry): every answer must name the same stream. With --follow the message's response_url
+is a local server too: when the finished stream ends with the continuation note (--continued-text;
+the default is: (continued below)), send waits for the rest of the answer there and prints it after a
+line "--- response_url ---".
 Exit status: 0 success, 1 protocol or network failure (the reason is on stderr), 2 usage error.
 )";
 
@@ -153,7 +156,7 @@ int cmd_verify_url(const Args& args) {
 
 int cmd_send(const Args& args) {
   allow_only(args, {"--url", "--user", "--group", "--text", "--event", "--image", "--file", "--msgid", "--repeat",
-                    "--format", "--timeout", "--interval-ms"});
+                    "--format", "--timeout", "--interval-ms", "--continued-text"});
   require(args, {"--user"});
   const int kinds = args.has("--text") + args.has("--event") + args.has("--image") + args.has("--file");
   if (kinds != 1) usage_error("send needs exactly one of --text, --event, --image, --file");
@@ -168,6 +171,12 @@ int cmd_send(const Args& args) {
   Sender sender;
   sender.user_id = args.get("--user");
   sender.chat_id = args.get("--group");
+  // WeCom's one-shot fallback url, played locally when we follow the answer to its end.
+  std::unique_ptr<cwc::sim::ResponseUrlServer> response_url;
+  if (args.flags.count("--follow")) {
+    response_url = std::make_unique<cwc::sim::ResponseUrlServer>();
+    sender.response_url = response_url->url();
+  }
   const std::string msgid = args.get("--msgid", cwc::sim::random_msgid());
 
   std::unique_ptr<cwc::sim::MediaServer> media;
@@ -214,14 +223,29 @@ int cmd_send(const Args& args) {
   if (msgtype == "stream" && args.flags.count("--follow")) {
     const auto& stream = doc["stream"];
     std::cerr << "stream " << stream.value("id", "") << ": \"" << stream.value("content", "") << "\"\n";
-    if (stream.value("finish", false)) {
-      std::cout << stream.value("content", "") << "\n";
-      return 0;
+    cwc::Result<std::string> final_content = stream.value("content", "");
+    std::vector<std::string> images;
+    if (!stream.value("finish", false)) {
+      final_content = client.follow(sender, stream.value("id", ""), interval_ms, timeout_s * 1000, format,
+                                    [](const std::string& content) { std::cerr << "refresh: \"" << content << "\"\n"; },
+                                    &images);
     }
-    auto final_content = client.follow(sender, stream.value("id", ""), interval_ms, timeout_s * 1000, format,
-                                       [](const std::string& content) { std::cerr << "refresh: \"" << content << "\"\n"; });
     if (!final_content) fail(final_content.error().detail);
     std::cout << *final_content << "\n";
+    for (const auto& image : images) {
+      std::cout << "[reply image: " << image.size() << " bytes, md5 verified]\n";
+    }
+    const std::string note = args.get("--continued-text", "(continued below)");
+    if (final_content->size() >= note.size() && final_content->compare(final_content->size() - note.size(), note.size(), note) == 0) {
+      std::cerr << "stream ended with \"" << note << "\": waiting for the rest at response_url\n";
+      auto rest = response_url->wait_for_post(timeout_s * 1000);
+      if (!rest) fail("the stream promised a continuation but nothing was POSTed to response_url within " + std::to_string(timeout_s) + " s");
+      auto body = nlohmann::json::parse(*rest, nullptr, false);
+      if (!body.is_object() || body.value("msgtype", "") != "markdown" || !body.contains("markdown")) {
+        fail("response_url POST is not a markdown message: " + rest->substr(0, 200));
+      }
+      std::cout << "--- response_url ---\n" << body["markdown"].value("content", "") << "\n";
+    }
     return 0;
   }
   std::cout << reply << "\n";

@@ -1,5 +1,11 @@
 #include "sim.h"
 
+#include <vector>
+
+#include <mutex>
+
+#include <condition_variable>
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -227,8 +233,28 @@ Result<Exchange> Client::post(std::string_view plaintext, envelope::Format forma
   return exchange;
 }
 
+// The images of a finishing stream reply, checked like WeCom does: base64 decodes, md5 matches.
+Status check_msg_items(const nlohmann::json& stream, std::vector<std::string>* images) {
+  if (!stream.contains("msg_item")) return Ok{};
+  const auto& items = stream["msg_item"];
+  if (!items.is_array() || items.size() > 10) return make_error(ErrorKind::Internal, "msg_item must be an array of at most 10 items");
+  for (const auto& item : items) {
+    if (!item.is_object() || item.value("msgtype", "") != "image" || !item.contains("image")) {
+      return make_error(ErrorKind::Internal, "msg_item entry is not an image: " + item.dump().substr(0, 120));
+    }
+    auto bytes = crypto::base64_decode(item["image"].value("base64", ""));
+    if (!bytes) return make_error(ErrorKind::Internal, "msg_item image base64 does not decode");
+    if (crypto::md5_hex(*bytes) != item["image"].value("md5", "")) {
+      return make_error(ErrorKind::Internal, "msg_item image md5 does not match its bytes");
+    }
+    if (images) images->push_back(std::move(*bytes));
+  }
+  return Ok{};
+}
+
 Result<std::string> Client::follow(const Sender& sender, std::string_view stream_id, int interval_ms, int timeout_ms,
-                                   envelope::Format format, const std::function<void(const std::string&)>& on_update) {
+                                   envelope::Format format, const std::function<void(const std::string&)>& on_update,
+                                   std::vector<std::string>* images) {
   using clock = std::chrono::steady_clock;
   const auto deadline = clock::now() + std::chrono::milliseconds(timeout_ms);
   std::string last;
@@ -249,7 +275,11 @@ Result<std::string> Client::follow(const Sender& sender, std::string_view stream
       last = content;
       if (on_update) on_update(content);
     }
-    if (stream.value("finish", false)) return content;
+    if (stream.value("finish", false)) {
+      auto checked = check_msg_items(stream, images);
+      if (!checked) return checked.error();
+      return content;
+    }
     if (clock::now() >= deadline) {
       return make_error(ErrorKind::Internal,
                         "stream did not finish within " + std::to_string(timeout_ms / 1000) + "s (last content: \"" +
@@ -293,5 +323,62 @@ std::string MediaServer::url() const {
 }
 
 int MediaServer::downloads() const { return impl_->downloads.load(); }
+
+struct ResponseUrlServer::Impl {
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  std::string code;
+  mutable std::mutex mutex;
+  mutable std::condition_variable arrived;
+  std::vector<std::string> bodies;
+};
+
+ResponseUrlServer::ResponseUrlServer() : impl_(std::make_unique<Impl>()) {
+  impl_->code = random_hex(16);
+  Impl* impl = impl_.get();
+  impl_->server.Post("/cgi-bin/aibot/response", [impl](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_param_value("response_code") != impl->code) {
+      res.set_content(R"({"errcode":40001,"errmsg":"invalid response_code"})", "application/json");
+      return;
+    }
+    std::size_t count = 0;
+    {
+      std::lock_guard lock(impl->mutex);
+      impl->bodies.push_back(req.body);
+      count = impl->bodies.size();
+    }
+    impl->arrived.notify_all();
+    res.set_content(count == 1 ? R"({"errcode":0,"errmsg":"ok"})" : R"({"errcode":600039,"errmsg":"response_url used"})",
+                    "application/json");
+  });
+  impl_->port = impl_->server.bind_to_any_port("127.0.0.1");
+  impl_->thread = std::thread([impl] { impl->server.listen_after_bind(); });
+  for (int i = 0; i < 200 && !impl_->server.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+ResponseUrlServer::~ResponseUrlServer() {
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::string ResponseUrlServer::url() const {
+  return "http://127.0.0.1:" + std::to_string(impl_->port) + "/cgi-bin/aibot/response?response_code=" + impl_->code;
+}
+
+std::optional<std::string> ResponseUrlServer::wait_for_post(int timeout_ms) const {
+  std::unique_lock lock(impl_->mutex);
+  if (!impl_->arrived.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return !impl_->bodies.empty(); })) {
+    return std::nullopt;
+  }
+  return impl_->bodies.front();
+}
+
+int ResponseUrlServer::posts() const {
+  std::lock_guard lock(impl_->mutex);
+  return static_cast<int>(impl_->bodies.size());
+}
 
 }  // namespace cwc::sim

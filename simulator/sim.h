@@ -113,7 +113,8 @@ class Client {
   // every new content. Returns the final content.
   Result<std::string> follow(const Sender& sender, std::string_view stream_id, int interval_ms, int timeout_ms,
                              envelope::Format format,
-                             const std::function<void(const std::string&)>& on_update = {});
+                             const std::function<void(const std::string&)>& on_update = {},
+                             std::vector<std::string>* images = nullptr);
 
   const Wecom& wecom() const { return wecom_; }
 
@@ -136,6 +137,26 @@ class MediaServer {
 
   std::string url() const;  // http://127.0.0.1:<port>/media/<name>
   int downloads() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// WeCom's response_url on 127.0.0.1 while it lives: accepts JSON POSTs like WeCom (the first one
+// answers {"errcode":0}; a second POST to the same url answers an errcode, since WeCom's url is
+// single-use) and keeps what arrived.
+class ResponseUrlServer {
+ public:
+  ResponseUrlServer();
+  ~ResponseUrlServer();
+  ResponseUrlServer(const ResponseUrlServer&) = delete;
+  ResponseUrlServer& operator=(const ResponseUrlServer&) = delete;
+
+  std::string url() const;  // http://127.0.0.1:<port>/cgi-bin/aibot/response?response_code=<random>
+  // The first POST body, waiting up to `timeout_ms` for it; nullopt if none came.
+  std::optional<std::string> wait_for_post(int timeout_ms) const;
+  int posts() const;
 
  private:
   struct Impl;

@@ -54,8 +54,13 @@ class TempDir {
 
 class Gateway {
  public:
-  Gateway(const fs::path& dir, const json& config) : dir_(dir) {
+  Gateway(const fs::path& dir, json config) : dir_(dir) {
     config_path_ = dir / "gateway.json";
+    // Downloaded media stays inside the test's directory (removed with it).
+    if (config.contains("channels") && config["channels"].is_object() && config["channels"].contains("wecom")) {
+      auto& wecom = config["channels"]["wecom"];
+      if (wecom.is_object() && !wecom.contains("mediaDir")) wecom["mediaDir"] = (dir / "media").string();
+    }
     std::ofstream(config_path_) << "// written by the integration test\n" << config.dump(2);
     process_ = std::make_unique<Process>(
         std::vector<std::string>{CWC_GATEWAY_BIN, "run", "--config", config_path_.string(), "--state-dir",
@@ -255,8 +260,46 @@ TEST_F(GatewayIntegration, ImageIsServedEncryptedAndReachesTheAgent) {
   std::ofstream(image, std::ios::binary) << std::string("\x89PNG\r\n\x1a\n", 8) << std::string(300, 'x');
   auto r = send(gw.url(), {"--user", "u", "--image", image.string(), "--follow"});
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, "echo: [image]\n");
+  // The gateway downloaded it through callback_fetch, the plugin decrypted and checked it, the
+  // echo agent got a file and sent the image back as a msg_item (md5 checked by wecom-sim).
+  EXPECT_EQ(r.out, "echo: [image image/png 308 bytes]\n[reply image: 308 bytes, md5 verified]\n");
   EXPECT_NE(r.err.find("serving the encrypted image at http://127.0.0.1:"), std::string::npos);
+}
+
+TEST_F(GatewayIntegration, MediaThatIsNotAnImageIsRefusedWithAReasonForTheUser) {
+  Gateway gw(dir_.path(), base_config());
+  const fs::path fake = dir_.path() / "notes.png";
+  std::ofstream(fake, std::ios::binary) << "this is text, not a PNG";
+  auto r = send(gw.url(), {"--user", "u", "--image", fake.string(), "--follow"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "⚠️ Could not receive your image: it is not a valid image. Please send it again.\n");
+  EXPECT_NE(gw.log().find("image 1 not received: decrypted bytes are not an image"), std::string::npos) << gw.log();
+  EXPECT_EQ(gw.log().find("echo agent: run"), std::string::npos) << "the agent never saw it";
+}
+
+TEST_F(GatewayIntegration, AnswerBeyondTheStreamLimitContinuesThroughResponseUrl) {
+  Gateway gw(dir_.path(), base_config());
+  std::string text;
+  while (text.size() < 21000) text += "长文本";
+  auto r = send(gw.url(), {"--user", "u", "--text", text, "--follow"});
+  ASSERT_EQ(r.code, 0) << r.err << gw.log();
+  const std::string marker = "\n--- response_url ---\n";
+  const std::size_t at = r.out.find(marker);
+  ASSERT_NE(at, std::string::npos) << r.out.substr(0, 200);
+  const std::string note = "\n\n(continued below)";
+  const std::string streamed = r.out.substr(0, at);
+  ASSERT_GE(streamed.size(), note.size());
+  EXPECT_EQ(streamed.substr(streamed.size() - note.size()), note);
+  EXPECT_LE(streamed.size(), 20480u);
+  std::string rest = r.out.substr(at + marker.size());
+  ASSERT_FALSE(rest.empty());
+  rest.pop_back();  // the newline wecom-sim prints
+  EXPECT_EQ(streamed.substr(0, streamed.size() - note.size()) + rest, "echo: " + text) << "nothing lost";
+  for (int i = 0; i < 50 && gw.log().find("response_url delivered") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(gw.log().find("response_url delivered " + std::to_string(rest.size()) + " bytes"), std::string::npos)
+      << gw.log();
 }
 
 TEST_F(GatewayIntegration, PairingCodeThenApprovalThroughTheCli) {
