@@ -7,8 +7,11 @@
 const http = require("node:http");
 const https = require("node:https");
 
+const fs = require("node:fs");
+
 const { loadLibrary, LogLevel, PushMode, FinishKind, Status } = require("./native.js");
-const { ClawdbotPairingStore, resolveCredentialsDir } = require("./store.js");
+const { performFetch } = require("./fetch.js");
+const { ClawdbotPairingStore, OpenClawPairingStore, resolveCredentialsDir, resolveOpenClawDatabasePath } = require("./store.js");
 const { normalizeWebhookPath, resolveAccount } = require("./accounts.js");
 
 // Bodies are read up to this size; the library applies the account's own maxBodyBytes (≤ 16 MiB).
@@ -72,6 +75,42 @@ function sendText(res, status, text) {
   res.end(body);
 }
 
+function payloadMedia(payload) {
+  return Array.isArray(payload?.mediaUrls) && payload.mediaUrls.length ? payload.mediaUrls : payload?.mediaUrl ? [payload.mediaUrl] : [];
+}
+
+/** Clawdbot's inbound media fields from the library's downloaded files. */
+function mediaFields(media) {
+  const files = (Array.isArray(media) ? media : []).filter((m) => m && typeof m.path === "string");
+  if (!files.length) return {};
+  const paths = files.map((m) => m.path);
+  const types = files.map((m) => m.mime || "application/octet-stream");
+  return { MediaPath: paths[0], MediaType: types[0], MediaUrl: paths[0], MediaPaths: paths, MediaTypes: types, MediaUrls: paths };
+}
+
+const MAX_REPLY_IMAGE_BYTES = 10 * 1024 * 1024;
+
+/** A local file (absolute path or file:// url) attached as a msg_item image: { ok } or { ok: false, error }. */
+function attachLocalImage(inst, streamId, media) {
+  let file = String(media);
+  if (file.startsWith("file://")) {
+    try {
+      file = new URL(file).pathname;
+    } catch {
+      return { ok: false };
+    }
+  }
+  if (!file.startsWith("/")) return { ok: false }; // a remote url: a link
+  try {
+    const stat = fs.statSync(file);
+    if (!stat.isFile()) return { ok: false, error: "not a file" };
+    if (stat.size > MAX_REPLY_IMAGE_BYTES) return { ok: false, error: "larger than WeCom's 10 MB image limit" };
+    return inst.attachImage(streamId, fs.readFileSync(file));
+  } catch (err) {
+    return { ok: false, error: err.message };
+  }
+}
+
 function payloadText(payload) {
   const parts = [];
   if (typeof payload?.text === "string" && payload.text.trim()) parts.push(payload.text);
@@ -102,6 +141,21 @@ class WecomHost {
     this.store = null;
     this.catchAll = false;
     this.probing = 0;
+    // OpenClaw (2026.9.x) vs Clawdbot (2026.1.x), by feature: OpenClaw's runtime has
+    // config.current() and no config.loadConfig(), and dropped api.registerHttpHandler.
+    this.openclaw = typeof api.runtime?.config?.current === "function" && typeof api.runtime?.config?.loadConfig !== "function";
+    // OpenClaw refuses agent work started after the route handler returned ("Gateway is draining…")
+    // unless it is admitted as detached webhook work: set by index.js from
+    // openclaw/plugin-sdk/webhook-request-guards; null on Clawdbot (plain call).
+    this.runDetached = null;
+  }
+
+  /** The host's config snapshot: OpenClaw's config.current(), Clawdbot's config.loadConfig(). */
+  currentConfig() {
+    const c = this.runtime?.config;
+    if (typeof c?.current === "function") return c.current();
+    if (typeof c?.loadConfig === "function") return c.loadConfig();
+    return this.api.config;
   }
 
   // --------------------------------------------------------------------------- library + logs
@@ -130,6 +184,12 @@ class WecomHost {
   }
 
   getStore() {
+    if (!this.store && this.openclaw) {
+      this.store = new OpenClawPairingStore({
+        databasePath: resolveOpenClawDatabasePath(this.runtime),
+        log: (level, line) => this.log(level, "", line),
+      });
+    }
     if (!this.store) {
       this.store = new ClawdbotPairingStore({
         credentialsDir: resolveCredentialsDir(this.runtime),
@@ -159,15 +219,54 @@ class WecomHost {
         if (!entry) return false;
         entry.inflight += 1;
         // Called from inside on_http_request: queue, return at once, answer the request.
-        setImmediate(() => {
-          this.runAgent(entry, message)
+        const run = () =>
+          new Promise((resolve) => setImmediate(resolve))
+            .then(() => this.runAgent(entry, message))
             .catch((err) => this.log("error", message.accountId, `dispatch failed: ${err?.stack ?? err}`))
             .finally(() => {
               entry.inflight -= 1;
               this.maybeRetire(entry);
             });
+        if (this.runDetached) {
+          // Still inside the route handler's call (synchronous ABI callback): OpenClaw admits the
+          // work now, and it may outlive the HTTP reply.
+          try {
+            Promise.resolve(this.runDetached(run)).catch((err) =>
+              this.log("error", message.accountId, `detached agent run refused: ${err?.stack ?? err}`),
+            );
+          } catch (err) {
+            this.log("warn", message.accountId, `runDetachedWebhookWork failed (${err.message}); running plainly`);
+            run();
+          }
+        } else {
+          run();
+        }
+        return true;
+      },
+      // ABI 1.1: media downloads and response_url POSTs. Started here, answered later (never
+      // from inside this callback); the instance is kept alive until the answer is in.
+      fetch: (req) => {
+        const entry = entryRef.current;
+        if (!entry) return false;
+        entry.inflight += 1;
+        setImmediate(async () => {
+          try {
+            const result = await performFetch(req);
+            if (entry.instance.alive) {
+              entry.instance.fetchDone(req.id, result.outcome, result.status, result.body, result.error);
+            }
+          } catch (err) {
+            this.log("error", req.accountId, `fetch completion failed: ${err?.stack ?? err}`);
+          } finally {
+            entry.inflight -= 1;
+            this.maybeRetire(entry);
+          }
         });
         return true;
+      },
+      // The library logs each event at info; its payload is user content, so only at debug here.
+      event: (e) => {
+        this.log("debug", e.accountId, `event ${e.eventType} from ${e.senderId}: ${JSON.stringify(e.event)}`);
       },
       storeGet: (ns, key) => {
         try {
@@ -383,7 +482,7 @@ class WecomHost {
       if (!core?.channel?.reply?.dispatchReplyWithBufferedBlockDispatcher) {
         throw new Error("this gateway's plugin runtime has no channel.reply.dispatchReplyWithBufferedBlockDispatcher");
       }
-      const cfg = typeof core.config?.loadConfig === "function" ? core.config.loadConfig() : core.config.current();
+      const cfg = this.currentConfig();
       const isGroup = msg.peerKind === "group";
       const peerId = isGroup ? msg.chatId : msg.senderId;
       const rawBody = msg.quoteText ? `> ${msg.quoteText.split("\n").join("\n> ")}\n\n${msg.text}` : msg.text;
@@ -400,7 +499,7 @@ class WecomHost {
       const commands = core.channel.commands;
       if (commands?.shouldComputeCommandAuthorized?.(rawBody, cfg)) {
         const account = resolveAccount(cfg, msg.accountId);
-        const stored = this.storedAllowFrom(msg.accountId);
+        const stored = await this.storedAllowFrom(msg.accountId);
         const allowFrom = [...account.allowFrom, ...stored];
         const allowed = allowFrom.includes("*") || allowFrom.includes(msg.senderId);
         commandAuthorized = commands.resolveCommandAuthorizedFromAuthorizers({
@@ -439,6 +538,7 @@ class WecomHost {
         MessageSid: msg.messageId,
         OriginatingChannel: "wecom",
         OriginatingTo: msg.target,
+        ...mediaFields(msg.media),
       });
       await core.channel.session.recordInboundSession({
         storePath,
@@ -453,8 +553,19 @@ class WecomHost {
           deliver: async (payload, info) => {
             // Only answer text reaches WeCom: no tool summaries, no reasoning.
             if (info?.kind === "tool") return;
-            const text = payloadText(payload);
-            if (!text || text.startsWith(REASONING_PREFIX)) return;
+            if (typeof payload?.text === "string" && payload.text.startsWith(REASONING_PREFIX)) return;
+            // Local JPEG/PNG files the agent produced go out as msg_item images; everything
+            // else (remote urls, other formats, over the limits) stays a link in the text.
+            const links = [];
+            for (const media of payloadMedia(payload)) {
+              const attached = closed || !inst.alive ? { ok: false } : attachLocalImage(inst, msg.streamId, media);
+              if (!attached.ok) {
+                if (attached.error) log.info?.(`image ${media} sent as a link: ${attached.error}`);
+                links.push(String(media));
+              }
+            }
+            const text = [payload?.text?.trim() ? payload.text : "", ...links].filter(Boolean).join("\n");
+            if (!text) return;
             push(delivered ? `\n\n${text}` : text);
             delivered = true;
           },
@@ -472,7 +583,17 @@ class WecomHost {
     }
   }
 
-  storedAllowFrom(accountId) {
+  async storedAllowFrom(accountId) {
+    // OpenClaw: readAllowFromStore({channel, accountId}) (its old positional form silently returns []).
+    const read = this.runtime?.channel?.pairing?.readAllowFromStore;
+    if (this.openclaw && typeof read === "function") {
+      try {
+        const list = await read({ channel: "wecom", accountId });
+        if (Array.isArray(list)) return list.map((e) => String(e).replace(/^wecom:/i, ""));
+      } catch (err) {
+        this.log("warn", accountId, `readAllowFromStore failed: ${err.message}`);
+      }
+    }
     try {
       return JSON.parse(this.getStore().get(`wecom:${accountId}:allowFrom`, "list") ?? "[]");
     } catch {
@@ -566,4 +687,4 @@ class WecomHost {
   }
 }
 
-module.exports = { WecomHost, readableFailure, payloadText };
+module.exports = { WecomHost, readableFailure, payloadText, mediaFields };

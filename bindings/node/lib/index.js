@@ -197,6 +197,24 @@ function registerHttp(api, host) {
   api.logger?.debug?.(`wecom: HTTP via api.${host.httpMode} for ${paths.join(", ")}`);
 }
 
+/**
+ * OpenClaw only: agent work that outlives the webhook's HTTP reply must be admitted through
+ * runDetachedWebhookWork (openclaw/plugin-sdk/webhook-request-guards), or the gateway refuses it
+ * ("Gateway is draining…"). Imported dynamically (this file is CommonJS and Clawdbot has no such
+ * module); the import settles long before the first webhook arrives. Without it runs are plain.
+ */
+function loadDetachedWork(host) {
+  import("openclaw/plugin-sdk/webhook-request-guards")
+    .then((mod) => {
+      const fn = mod?.runDetachedWebhookWork ?? mod?.default?.runDetachedWebhookWork;
+      if (typeof fn === "function") {
+        host.runDetached = fn;
+        host.log("debug", "", "agent runs are admitted through runDetachedWebhookWork");
+      } else host.log("warn", "", "openclaw/plugin-sdk/webhook-request-guards has no runDetachedWebhookWork; agent runs are not admitted as detached work");
+    })
+    .catch((err) => host.log("warn", "", `cannot import openclaw/plugin-sdk/webhook-request-guards (${err.message}); agent runs are not admitted as detached work`));
+}
+
 const plugin = {
   id: PLUGIN_ID,
   name: "WeCom",
@@ -205,6 +223,7 @@ const plugin = {
   register(api) {
     const host = new WecomHost({ api });
     registerHttp(api, host);
+    if (host.openclaw) loadDetachedWork(host);
     api.registerChannel({ plugin: createWecomChannel(host) });
   },
 };

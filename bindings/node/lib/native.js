@@ -4,15 +4,17 @@
 // mirrors that header) and turns the host callbacks into calls on a small JS `hooks` object.
 //
 // Threading: every call is synchronous on the JS thread. The plugin starts no threads, and it
-// invokes the host callbacks only from inside on_http_request / on_tick, i.e. on this same thread
-// while the call is running; koffi runs those JS callbacks re-entrantly. The hooks therefore must
-// not call back into the same instance (the ABI forbids it): dispatch only queues.
+// invokes the host callbacks only from inside on_http_request / on_tick / on_stream_finish /
+// on_fetch_done, i.e. on this same thread while the call is running; koffi runs those JS callbacks
+// re-entrantly. The hooks therefore must not call back into the same instance (the ABI forbids
+// it): dispatch only queues, fetch only starts a request (its result comes back later).
 
 const fs = require("node:fs");
 const path = require("node:path");
 
 const ABI_MAJOR = 1;
-const ABI_VERSION = (ABI_MAJOR << 16) | 0;
+const ABI_MINOR = 1;
+const ABI_VERSION = (ABI_MAJOR << 16) | ABI_MINOR;
 
 const Status = Object.freeze({
   OK: 0,
@@ -29,6 +31,7 @@ const LogLevel = Object.freeze({ TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4 
 const PushMode = Object.freeze({ APPEND: 0, REPLACE: 1 });
 const FinishKind = Object.freeze({ DONE: 0, FAILED: 1 });
 const PeerKind = Object.freeze({ DIRECT: 0, GROUP: 1 });
+const FetchOutcome = Object.freeze({ OK: 0, FAILED: 1, TIMEOUT: 2, TOO_LARGE: 3 });
 
 /** Raised when the library cannot be used at all (missing file, dlopen error, ABI mismatch). */
 class WecomLoadError extends Error {
@@ -92,6 +95,26 @@ function declareTypes(koffi) {
     aibot_id: str,
     media_json: str,
   });
+  const fetchRequest = koffi.struct(n("fetch_request"), {
+    struct_size: "size_t",
+    request_id: "uint64_t",
+    account_id: str,
+    method: str,
+    url: str,
+    content_type: str,
+    body: str,
+    max_response_bytes: "uint64_t",
+    timeout_ms: "uint32_t",
+  });
+  const event = koffi.struct(n("event"), {
+    struct_size: "size_t",
+    account_id: str,
+    event_type: str,
+    sender_id: str,
+    chat_id: str,
+    message_id: str,
+    event_json: str,
+  });
   const S = n("str");
   const B = n("buffer");
   const E = n("error");
@@ -103,6 +126,8 @@ function declareTypes(koffi) {
     store_free: koffi.proto(`void ${n("store_free_cb")}(void *ctx, ${B} *buffer)`),
     now_ms: koffi.proto(`int64_t ${n("now_cb")}(void *ctx)`),
     random: koffi.proto(`int ${n("random_cb")}(void *ctx, uint8_t *out, size_t len)`),
+    fetch: koffi.proto(`int ${n("fetch_cb")}(void *ctx, const ${n("fetch_request")} *request)`),
+    event: koffi.proto(`void ${n("event_cb")}(void *ctx, const ${n("event")} *event)`),
   };
   const hostApi = koffi.struct(n("host_api"), {
     struct_size: "size_t",
@@ -115,6 +140,8 @@ function declareTypes(koffi) {
     callback_store_free: koffi.pointer(cb.store_free),
     callback_now_ms: koffi.pointer(cb.now_ms),
     callback_random: koffi.pointer(cb.random),
+    callback_fetch: koffi.pointer(cb.fetch),
+    callback_event: koffi.pointer(cb.event),
   });
   const httpRequest = koffi.struct(n("http_request"), {
     struct_size: "size_t",
@@ -148,12 +175,14 @@ function declareTypes(koffi) {
     buffer_free: koffi.proto(`void ${n("on_buffer_free")}(_Inout_ ${B} *buffer)`),
     pairing_list: koffi.proto(`int ${n("on_pairing_list")}(void *instance, ${S} account_id, _Out_ ${B} *out, _Inout_ ${E} *err)`),
     pairing_approve: koffi.proto(`int ${n("on_pairing_approve")}(void *instance, ${S} account_id, ${S} code, _Out_ ${B} *out, _Inout_ ${E} *err)`),
+    fetch_done: koffi.proto(`int ${n("on_fetch_done")}(void *instance, uint64_t request_id, int outcome, int http_status, ${S} body, ${S} error_text, _Inout_ ${E} *err)`),
+    stream_attach_image: koffi.proto(`int ${n("on_stream_attach_image")}(void *instance, ${S} stream_id, ${S} bytes, _Inout_ ${E} *err)`),
   };
   // The table order is the header's order; ABI 1.x only ever appends.
   const apiFields = { struct_size: "size_t", abi_version: "uint32_t", plugin_version: str };
   for (const name of Object.keys(op)) apiFields[`on_${name}`] = koffi.pointer(op[name]);
   const pluginApi = koffi.struct(n("plugin_api"), apiFields);
-  typesCache = { str, buffer, error, inbound, cb, hostApi, httpRequest, httpResponse, op, pluginApi };
+  typesCache = { str, buffer, error, inbound, fetchRequest, event, cb, hostApi, httpRequest, httpResponse, op, pluginApi };
   return typesCache;
 }
 
@@ -352,6 +381,42 @@ class NativeLibrary {
         }),
         koffi.pointer(T.cb.store_free),
       ),
+      callback_fetch: koffi.register(
+        guard(Status.INTERNAL, (ctx, requestPtr) => {
+          const inst = owner(ctx);
+          if (!inst?.hooks.fetch) return Status.UNSUPPORTED;
+          const r = koffi.decode(requestPtr, T.fetchRequest);
+          // Copied now (borrowed for this call); the hook starts the request and returns at once.
+          const started = inst.hooks.fetch({
+            id: r.request_id,
+            accountId: readStr(koffi, r.account_id),
+            method: readStr(koffi, r.method),
+            url: readStr(koffi, r.url),
+            contentType: readStr(koffi, r.content_type),
+            body: readBytes(koffi, r.body),
+            maxResponseBytes: Number(r.max_response_bytes),
+            timeoutMs: Number(r.timeout_ms),
+          });
+          return started === false ? Status.INTERNAL : Status.OK;
+        }),
+        koffi.pointer(T.cb.fetch),
+      ),
+      callback_event: koffi.register(
+        guard(undefined, (ctx, eventPtr) => {
+          const inst = owner(ctx);
+          if (!inst?.hooks.event) return;
+          const e = koffi.decode(eventPtr, T.event);
+          inst.hooks.event({
+            accountId: readStr(koffi, e.account_id),
+            eventType: readStr(koffi, e.event_type),
+            senderId: readStr(koffi, e.sender_id),
+            chatId: readStr(koffi, e.chat_id),
+            messageId: readStr(koffi, e.message_id),
+            event: safeJson(readStr(koffi, e.event_json), {}),
+          });
+        }),
+        koffi.pointer(T.cb.event),
+      ),
       callback_now_ms: koffi.register(
         guard(BigInt(Date.now()), (ctx) => {
           const now = owner(ctx)?.hooks.nowMs?.();
@@ -385,6 +450,8 @@ class NativeLibrary {
       callback_store_free: hooks.storeGet ? callbacks.callback_store_free : null,
       callback_now_ms: hooks.nowMs ? callbacks.callback_now_ms : null,
       callback_random: null, // RAND_bytes inside the library
+      callback_fetch: hooks.fetch ? callbacks.callback_fetch : null,
+      callback_event: hooks.event ? callbacks.callback_event : null,
     };
     const instance = new NativeInstance(this, id, hooks);
     // Registered before the call: on_instance_new may already log.
@@ -524,6 +591,26 @@ class NativeInstance {
     return status;
   }
 
+  /**
+   * The result of a hooks.fetch request (exactly once per started request, never from inside the
+   * hook itself). outcome: FetchOutcome; body: Buffer of the answer. Returns the status
+   * (NOT_FOUND when the library no longer waits for it).
+   */
+  fetchDone(id, outcome, httpStatus, body, errorText = "") {
+    if (!this.handle) return Status.NOT_FOUND;
+    const err = this.library.newError();
+    return this.library.fns.fetch_done(this.handle, id, outcome, httpStatus | 0, toStr(body ?? ""), toStr(errorText), err);
+  }
+
+  /** An image (Buffer) for the stream's finishing reply: { ok } or { ok: false, error } (send a link instead). */
+  attachImage(streamId, bytes) {
+    const fns = this.#fns();
+    const err = this.library.newError();
+    const status = fns.stream_attach_image(this.handle, toStr(streamId), toStr(bytes), err);
+    if (status === Status.OK) return { ok: true };
+    return { ok: false, status: StatusName[status], error: err.message || StatusName[status] };
+  }
+
   /** Always { ok: false, error } for WeCom bots; the text comes from the library. */
   sendText(accountId, target, text) {
     const fns = this.#fns();
@@ -553,6 +640,7 @@ module.exports = {
   LogLevel,
   PushMode,
   FinishKind,
+  FetchOutcome,
   WecomLoadError,
   WecomAbiError,
   defaultLibraryPath,

@@ -219,4 +219,153 @@ function resolveCredentialsDir(runtime, env = process.env) {
   return path.join(stateDir, "credentials");
 }
 
-module.exports = { ClawdbotPairingStore, resolveCredentialsDir, entryIdFor, userIdOf, DEFAULT_ACCOUNT_ID };
+// ------------------------------------------------------------------------------------- OpenClaw
+//
+// OpenClaw (2026.9.x) keeps pairing state per channel AND per account in its SQLite state database
+// <stateDir>/state/openclaw.sqlite ($OPENCLAW_STATE_DIR, default ~/.openclaw):
+//   channel_pairing_requests      (channel_key, account_id, request_id, code, created_at, last_seen_at, meta_json)
+//   channel_pairing_allow_entries (channel_key, account_id, entry, sort_order, updated_at)
+// `openclaw pairing list|approve` read and write those rows in another process. Its runtime API
+// (upsertPairingRequest) generates its own code, but the library has already shown the user its
+// code, and the ABI's store callbacks are synchronous: so the rows are read and written here
+// directly with node:sqlite (synchronous, WAL-safe, busy timeout 2 s), in the same shape as
+// OpenClaw's own writer: bare userid as request id and allow entry, ISO dates, meta {accountId}.
+// Accounts need no folding into ids (unlike Clawdbot's per-channel files).
+
+const OPENCLAW_BUSY_TIMEOUT_MS = 2_000;
+
+class OpenClawPairingStore {
+  /** @param {{ databasePath: string, channel?: string, log?: (level: string, line: string) => void }} options */
+  constructor({ databasePath, channel = "wecom", log }) {
+    this.databasePath = databasePath;
+    this.channel = channel;
+    this.log = log ?? (() => {});
+    this.memory = new Map();
+    this.db = null;
+  }
+
+  #open() {
+    if (this.db) return this.db;
+    const { DatabaseSync } = require("node:sqlite");
+    fs.mkdirSync(path.dirname(this.databasePath), { recursive: true, mode: 0o700 });
+    const db = new DatabaseSync(this.databasePath);
+    db.exec(`PRAGMA busy_timeout = ${OPENCLAW_BUSY_TIMEOUT_MS}`);
+    const tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => r.name));
+    for (const t of ["channel_pairing_requests", "channel_pairing_allow_entries"]) {
+      if (!tables.has(t)) {
+        db.close();
+        throw new Error(`${this.databasePath} has no table ${t} (not an OpenClaw 2026.9 state database?)`);
+      }
+    }
+    this.db = db;
+    return db;
+  }
+
+  get(ns, key) {
+    const parsed = parseNamespace(ns);
+    if (parsed?.kind === "allowFrom" && key === "list") {
+      const rows = this.#open()
+        .prepare("SELECT entry FROM channel_pairing_allow_entries WHERE channel_key = ? AND account_id = ? ORDER BY sort_order, entry")
+        .all(this.channel, parsed.accountId);
+      return JSON.stringify([...new Set(rows.map((r) => String(r.entry).replace(/^wecom:/i, "")))]);
+    }
+    if (parsed?.kind === "pairing" && key === "requests") {
+      const rows = this.#open()
+        .prepare("SELECT request_id, code, created_at, last_seen_at FROM channel_pairing_requests WHERE channel_key = ? AND account_id = ? ORDER BY created_at")
+        .all(this.channel, parsed.accountId);
+      return JSON.stringify(
+        rows.map((r) => {
+          const createdAt = toMs(r.created_at);
+          return { code: String(r.code), userId: String(r.request_id), createdAt, lastSeenAt: toMs(r.last_seen_at) || createdAt };
+        }),
+      );
+    }
+    return this.memory.get(`${ns}\u001f${key}`);
+  }
+
+  put(ns, key, value) {
+    const parsed = parseNamespace(ns);
+    if (parsed?.kind === "allowFrom" && key === "list") {
+      const users = JSON.parse(value);
+      if (!Array.isArray(users)) throw new Error("allow-from value is not a JSON array");
+      return this.#transaction((db) => {
+        db.prepare("DELETE FROM channel_pairing_allow_entries WHERE channel_key = ? AND account_id = ?").run(this.channel, parsed.accountId);
+        const insert = db.prepare("INSERT INTO channel_pairing_allow_entries (channel_key, account_id, entry, sort_order, updated_at) VALUES (?, ?, ?, ?, ?)");
+        [...new Set(users.map(String))].forEach((u, i) => insert.run(this.channel, parsed.accountId, u, i, Date.now()));
+      });
+    }
+    if (parsed?.kind === "pairing" && key === "requests") {
+      const wanted = JSON.parse(value);
+      if (!Array.isArray(wanted)) throw new Error("pairing value is not a JSON array");
+      return this.#transaction((db) => {
+        // A sender the owner approved meanwhile (CLI, other process) must not come back as pending.
+        const approved = new Set(
+          db.prepare("SELECT entry FROM channel_pairing_allow_entries WHERE channel_key = ? AND account_id = ?").all(this.channel, parsed.accountId).map((r) => String(r.entry)),
+        );
+        db.prepare("DELETE FROM channel_pairing_requests WHERE channel_key = ? AND account_id = ?").run(this.channel, parsed.accountId);
+        const insert = db.prepare(
+          "INSERT OR REPLACE INTO channel_pairing_requests (channel_key, account_id, request_id, code, created_at, last_seen_at, meta_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        );
+        for (const r of wanted) {
+          const id = String(r.userId);
+          if (approved.has(id)) continue;
+          insert.run(this.channel, parsed.accountId, id, String(r.code), toIso(r.createdAt), toIso(r.lastSeenAt ?? r.createdAt), JSON.stringify({ accountId: parsed.accountId }));
+        }
+      });
+    }
+    this.memory.set(`${ns}\u001f${key}`, value);
+    return true;
+  }
+
+  #transaction(fn) {
+    const db = this.#open();
+    try {
+      db.exec("BEGIN IMMEDIATE");
+    } catch (err) {
+      this.log("warn", `pairing store ${this.databasePath} is busy (${err.message}); not saved`);
+      return false;
+    }
+    try {
+      fn(db);
+      db.exec("COMMIT");
+      return true;
+    } catch (err) {
+      try {
+        db.exec("ROLLBACK");
+      } catch {
+        /* already rolled back */
+      }
+      throw err;
+    }
+  }
+
+  close() {
+    this.db?.close();
+    this.db = null;
+  }
+}
+
+/** OpenClaw's state database: <stateDir>/state/openclaw.sqlite. */
+function resolveOpenClawDatabasePath(runtime, env = process.env) {
+  let stateDir = null;
+  try {
+    stateDir = runtime?.state?.resolveStateDir?.();
+  } catch {
+    stateDir = null;
+  }
+  if (!stateDir) {
+    const envDir = env.OPENCLAW_STATE_DIR?.trim();
+    stateDir = envDir ? path.resolve(envDir) : path.join(require("node:os").homedir(), ".openclaw");
+  }
+  return path.join(stateDir, "state", "openclaw.sqlite");
+}
+
+module.exports = {
+  ClawdbotPairingStore,
+  OpenClawPairingStore,
+  resolveCredentialsDir,
+  resolveOpenClawDatabasePath,
+  entryIdFor,
+  userIdOf,
+  DEFAULT_ACCOUNT_ID,
+};

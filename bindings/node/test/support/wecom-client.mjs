@@ -26,6 +26,15 @@ export function encrypt(encodingAESKey, plaintext, receiveId = "") {
   return Buffer.concat([cipher.update(body), cipher.final()]).toString("base64");
 }
 
+// Media as WeCom serves it: AES-256-CBC with the account key/IV and 32-byte padding, no framing.
+export function encryptMedia(encodingAESKey, bytes) {
+  const key = keyOf(encodingAESKey);
+  const pad = 32 - (bytes.length % 32);
+  const cipher = crypto.createCipheriv("aes-256-cbc", key, key.subarray(0, 16));
+  cipher.setAutoPadding(false);
+  return Buffer.concat([cipher.update(Buffer.concat([bytes, Buffer.alloc(pad, pad)])), cipher.final()]);
+}
+
 export function decrypt(encodingAESKey, b64) {
   const key = keyOf(encodingAESKey);
   const decipher = crypto.createDecipheriv("aes-256-cbc", key, key.subarray(0, 16));
