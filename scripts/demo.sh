@@ -50,5 +50,11 @@ echo "== wecom-sim send --text '你好，Clawdbot' --follow" >&2
 answer=$("$sim" send --url "$url" --token "$token" --aes-key "$aes_key" --user zhangsan --text "你好，Clawdbot" --follow)
 echo "== streamed answer:" >&2
 echo "$answer"
+
+# An image: wecom-sim serves it AES-encrypted on loopback like WeCom's CDN; the gateway downloads
+# and the plugin decrypts and checks it; the echo agent describes it and sends it back (msg_item).
+printf '\x89PNG\r\n\x1a\n%s' "demo-pixels" >"$work/photo.png"
+echo "== wecom-sim send --image photo.png --follow" >&2
+"$sim" send --url "$url" --token "$token" --aes-key "$aes_key" --user zhangsan --image "$work/photo.png" --follow
 echo "== gateway log:" >&2
 sed 's/^/   /' "$work/gateway.log" >&2
