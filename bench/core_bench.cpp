@@ -54,7 +54,7 @@ void BM_StreamReplyEncryptSign(benchmark::State& state) {
   const std::string content(static_cast<std::size_t>(state.range(0)), 'a');
   for (auto _ : state) {
     cwc::crypto::openssl_random(prefix.data(), prefix.size());
-    const std::string plain = cwc::message::build_stream_reply({"s0123456789abcdef0123456789abcdef", false, content});
+    const std::string plain = cwc::message::build_stream_reply({"s0123456789abcdef0123456789abcdef", false, content, {}});
     const std::string encrypt = crypto.encrypt(plain, prefix);
     const std::string sig = cwc::crypto::compute_signature(kToken, "1732500000", "8427661", encrypt);
     auto body = cwc::envelope::build_reply_envelope(cwc::envelope::Format::Json, encrypt, sig, "1732500000", "8427661");

@@ -2,13 +2,14 @@
 # Load test of the reference gateway's hot path on loopback: WeCom stream refresh callbacks
 # (verify, decrypt, parse, stream lookup, encrypt + sign the reply) driven by wrk.
 #   bench/http_refresh.sh [connections=32] [seconds=20] [threads=2]
-# Needs a release build (scripts/build.sh release) and wrk (scripts/setup.sh installs it).
+# Needs a release build (scripts/build.sh release; BUILD_DIR=<dir> to use another build) and
+# wrk (scripts/setup.sh installs it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 connections=${1:-32}
 seconds=${2:-20}
 wrk_threads=${3:-2}
-bin="$root/build/release"
+bin=${BUILD_DIR:-$root/build/release}
 gateway="$bin/gateway/clawdbot-wecom-gateway"
 sim="$bin/simulator/wecom-sim"
 [[ -x "$gateway" && -x "$sim" ]] || { echo "build first: scripts/build.sh release" >&2; exit 2; }
