@@ -241,7 +241,8 @@ Result<std::string> Instance::handle_message(Account& account, const message::Me
     accept_user_message(account, msg, opened->stream_id);
   }
   auto view = streams_.view(cfg.id, opened->stream_id, /*is_refresh=*/false, now);
-  if (!view) return make_error(ErrorKind::Internal, "stream vanished while answering");
+  // Gone (evicted, or a very late retry of an expired stream): tell WeCom it is over.
+  if (!view) return message::build_stream_reply({opened->stream_id, true, "", {}});
   std::string content = view->content.empty() && !view->finish ? cfg.stream_placeholder : view->content;
   return message::build_stream_reply({view->id, view->finish, std::move(content), {}});
 }

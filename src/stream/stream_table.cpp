@@ -58,6 +58,7 @@ StreamView StreamTable::make_view(const Entry& entry) {
 }
 
 void StreamTable::erase_locked(std::unordered_map<std::string, Entry>::iterator it) {
+  if (it->second.finished) finished_by_age_.erase({it->second.created_ms, it->second.id});
   by_msgid_.erase(it->second.msgid_key);
   entries_.erase(it);
 }
@@ -65,19 +66,15 @@ void StreamTable::erase_locked(std::unordered_map<std::string, Entry>::iterator 
 // Evicts the oldest finished stream. Unfinished ones are never evicted: their user would see
 // an answer vanish mid-stream.
 bool StreamTable::make_room_locked(std::int64_t now_ms) {
-  auto victim = entries_.end();
-  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    if (it->second.expires_ms <= now_ms) {
-      victim = it;
-      break;
-    }
-    if (it->second.finished && (victim == entries_.end() || it->second.created_ms < victim->second.created_ms)) {
-      victim = it;
-    }
+  if (!finished_by_age_.empty()) {
+    erase_locked(entries_.find(finished_by_age_.begin()->second));
+    return true;
   }
-  if (victim == entries_.end()) return false;
-  erase_locked(victim);
-  return true;
+  // Only unfinished streams: none is evicted here, not even one past its TTL — the next sweep
+  // (on_tick, ~1 s) delivers its unseen text and frees its user's lane; until then WeCom gets 503
+  // and retries.
+  (void)now_ms;
+  return false;
 }
 
 std::optional<OpenResult> StreamTable::open(std::string_view account_id, std::string_view msgid,
@@ -86,7 +83,9 @@ std::optional<OpenResult> StreamTable::open(std::string_view account_id, std::st
   std::lock_guard lock(mutex_);
   if (auto found = by_msgid_.find(key); found != by_msgid_.end()) {
     auto entry = entries_.find(found->second);
-    if (entry != entries_.end() && entry->second.expires_ms > now_ms) {
+    if (entry != entries_.end() && (entry->second.expires_ms > now_ms || !entry->second.finished)) {
+      // Live, or expired but still unfinished: the sweep owns that one (it delivers the unseen
+      // text and frees the user's lane), so a late retry must not replace it.
       return OpenResult{entry->second.id, false};
     }
     if (entry != entries_.end()) erase_locked(entry);
@@ -154,6 +153,7 @@ UpdateResult StreamTable::finish(std::string_view stream_id, FinishKind kind, st
   }
   entry.finished = true;
   entry.failed = kind == FinishKind::Failed;
+  finished_by_age_.emplace(entry.created_ms, entry.id);
   const std::size_t shown = visible_prefix(entry);
   if (remainder && (entry.handed_off || shown < entry.content.size())) {
     *remainder = Remainder{entry.account_id, entry.id, entry.response_url, entry.content.substr(shown), false};

@@ -8,6 +8,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -161,6 +162,9 @@ class StreamTable {
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;            // stream id → entry
   std::unordered_map<std::string, std::string> by_msgid_;     // account\x1f msgid → stream id
+  // Finished streams, oldest first: when the table is full, the first one is evicted in
+  // O(log n) instead of scanning every entry for each new message.
+  std::set<std::pair<std::int64_t, std::string>> finished_by_age_;
 };
 
 }  // namespace cwc::stream

@@ -226,6 +226,42 @@ TEST(StreamTableTest, BoundEvictsFinishedFirstThenRefuses) {
   EXPECT_EQ(table.size(), 2u);
 }
 
+TEST(StreamTableTest, EvictsTheOldestFinishedStreamWithoutScanning) {
+  auto table = make_table(3);
+  auto s1 = table.open("a", "m1", 10, kTtl, kWarn)->stream_id;
+  auto s2 = table.open("a", "m2", 20, kTtl, kWarn)->stream_id;
+  auto s3 = table.open("a", "m3", 30, kTtl, kWarn)->stream_id;
+  table.finish(s2, FinishKind::Done, "b");
+  table.finish(s1, FinishKind::Done, "a");  // finished later, but created first
+  ASSERT_TRUE(table.open("a", "m4", 40, kTtl, kWarn));
+  EXPECT_FALSE(table.view("a", s1, true, 41)) << "the oldest finished stream went first";
+  EXPECT_TRUE(table.view("a", s2, true, 41));
+  ASSERT_TRUE(table.open("a", "m5", 50, kTtl, kWarn));
+  EXPECT_FALSE(table.view("a", s2, true, 51));
+  EXPECT_TRUE(table.view("a", s3, true, 51)) << "unfinished streams are never evicted";
+  EXPECT_FALSE(table.open("a", "m6", 60, kTtl, kWarn));
+  // A swept (expired) finished stream leaves the eviction order too.
+  table.finish(s3, FinishKind::Done, "c");
+  table.sweep(30 + kTtl);
+  EXPECT_EQ(table.size(), 2u);
+  auto s7 = table.open("a", "m7", 31 + kTtl, kTtl, kWarn);
+  ASSERT_TRUE(s7);  // full again: m4, m5, m7
+  table.finish(s7->stream_id, FinishKind::Done, "");
+  ASSERT_TRUE(table.open("a", "m8", 32 + kTtl, kTtl, kWarn)) << "evicts m7, not the swept s3";
+  EXPECT_FALSE(table.view("a", s7->stream_id, true, 33 + kTtl));
+}
+
+TEST(StreamTableTest, ALateRetryNeverReplacesAnExpiredUnfinishedStream) {
+  auto table = make_table();
+  auto s = table.open("a", "m1", 0, kTtl, kWarn)->stream_id;
+  auto retry = table.open("a", "m1", kTtl + 5, kTtl, kWarn);
+  ASSERT_TRUE(retry);
+  EXPECT_FALSE(retry->created) << "the sweep still owes this stream's unseen text";
+  EXPECT_EQ(retry->stream_id, s);
+  EXPECT_EQ(table.sweep(kTtl + 6).remainders.size(), 1u);
+  EXPECT_TRUE(table.open("a", "m1", kTtl + 7, kTtl, kWarn)->created);
+}
+
 TEST(StreamTableTest, ConcurrentPushesAndRefreshes) {
   auto table = make_table(10000);
   std::vector<std::string> ids;
