@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "integration/process.h"
+#include "support/temp_dir.h"
 #include "support/fake_openai_server.h"
 #include "support/wecom_requests.h"
 
@@ -40,26 +41,6 @@ constexpr int kTimeoutSeconds = 2;  // agent.openai.timeoutSeconds in these test
 constexpr auto kSlack = 1500ms;
 constexpr const char* kShutdownText = "The gateway is shutting down; please send your message again.";
 const std::string kWarning = "\xe2\x9a\xa0\xef\xb8\x8f ";  // "⚠️ "
-
-class ScratchDir {
- public:
-  ScratchDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/cwc-fault-XXXXXX";
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 json openai_config(const std::string& base_url, int timeout_seconds = kTimeoutSeconds) {
   return {{"gateway", {{"port", 0}, {"bind", "127.0.0.1"}, {"threads", 8}, {"shutdownGraceMs", 500}}},
@@ -219,7 +200,7 @@ class GatewayFault : public ::testing::Test {
     EXPECT_EQ(log.find("sk-fault"), std::string::npos);  // the API key never reaches the log
   }
 
-  ScratchDir dir_;
+  TempDir dir_;
   FakeOpenAiServer model_;
   std::unique_ptr<Gateway> gateway_;
 };

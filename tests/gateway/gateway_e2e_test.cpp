@@ -20,6 +20,8 @@
 
 #include "integration/process.h"
 
+#include "support/temp_dir.h"
+
 namespace cwc::testing {
 namespace {
 
@@ -42,26 +44,6 @@ constexpr const char* kBotEncrypt =
     "PaYRG5126J36BPuP/nZqtBZkjeu6eXeQKt+uuGpUKi7utV/VMD6/EYYhZeYhizJoat/8Y/F+xP4aRJlXJrDUlBSCxOVCfrITTz7zXQ/wdptvPM6D"
     "CiGmYKj5B6qB5MoXgv04/rgcfBkFXV2/5bupuTgll/4gU96gXY0XciAZYzyG3Lf48UL4u/fBiipva2xeWOMsuza+YHyf+ZiXztNCS+xdYiTXQtS6"
     "FbsZpvCUWGMDbyUu3X85pP7AWe5uZ1xogDTSuKdRlWooy58i";
-
-class ScratchDir {
- public:
-  ScratchDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/cwc-gw-e2e-XXXXXX";
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // A port nobody listens on right now (bind to 0, read it back, release it). The gateway binds
 // it a moment later; another process taking it in between is possible but not on a test box.
@@ -144,7 +126,7 @@ RunResult run_gateway_cli(const fs::path& dir, std::vector<std::string> args) {
 }
 
 TEST(GatewayE2E, ServesTheWebhookAndStopsCleanlyOnSigterm) {
-  ScratchDir dir;
+  TempDir dir;
   GatewayProcess gateway(dir.path(), write_config(dir.path(), two_account_config()));
   auto client = gateway.client();
 
@@ -215,14 +197,14 @@ TEST(GatewayE2E, ServesTheWebhookAndStopsCleanlyOnSigterm) {
 }
 
 TEST(GatewayE2E, SigintAlsoStopsCleanly) {
-  ScratchDir dir;
+  TempDir dir;
   GatewayProcess gateway(dir.path(), write_config(dir.path(), two_account_config()));
   gateway.process().signal(SIGINT);
   EXPECT_EQ(gateway.process().wait(10s), 0) << gateway.log();
 }
 
 TEST(GatewayE2E, StartupErrorsAreOneClearLineAndExitCode2) {
-  ScratchDir dir;
+  TempDir dir;
   const fs::path good = write_config(dir.path(), two_account_config());
 
   // No config at all (and none in the environment).
@@ -263,7 +245,7 @@ TEST(GatewayE2E, StartupErrorsAreOneClearLineAndExitCode2) {
 }
 
 TEST(GatewayE2E, PluginsListVersionAndOfflineChannelsStatus) {
-  ScratchDir dir;
+  TempDir dir;
   auto list = run_gateway_cli(dir.path(), {"plugins", "list", "--json", "--plugin", CWC_PLUGIN_PATH});
   ASSERT_EQ(list.code, 0) << list.err;
   const json plugins = json::parse(list.out, nullptr, false);
@@ -298,7 +280,7 @@ TEST(GatewayE2E, PluginsListVersionAndOfflineChannelsStatus) {
 }
 
 TEST(GatewayE2E, ChannelsStatusProbeReachesARunningGateway) {
-  ScratchDir dir;
+  TempDir dir;
   const fs::path config = write_config(dir.path(), two_account_config());
   GatewayProcess gateway(dir.path(), config);
   auto status = run_gateway_cli(dir.path(), {"channels", "status", "--probe", "--json", "--config", config.string(),
@@ -315,7 +297,7 @@ TEST(GatewayE2E, ChannelsStatusProbeReachesARunningGateway) {
 }
 
 TEST(FakeOpenAiExecutable, ServesSseCountsRequestsAndStopsOnSigterm) {
-  ScratchDir dir;
+  TempDir dir;
   Process fake({CWC_FAKE_OPENAI_BIN, "--chunks", "Hel|lo", "--reasoning", "secret thoughts"}, dir.path() / "fake.out",
                dir.path() / "fake.err");
   const std::regex listening(R"(listening (\d+))");

@@ -12,6 +12,8 @@
 
 #include "integration/process.h"
 
+#include "support/temp_dir.h"
+
 namespace cwc::testing {
 namespace {
 
@@ -35,22 +37,6 @@ json base_config() {
               {"dm", {{"policy", "open"}, {"allowFrom", {"*"}}}}}}}},
           {"agent", {{"kind", "echo"}, {"echo", {{"delayMs", 100}}}}}};
 }
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/cwc-it-XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 class Gateway {
  public:

@@ -24,6 +24,8 @@
 
 #include "integration/process.h"
 
+#include "support/temp_dir.h"
+
 namespace cwc::testing {
 namespace {
 
@@ -134,22 +136,6 @@ std::string png_1x1() {
                      "\0\0\0\0IEND\xae\x42\x60\x82",
                      69);
 }
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/cwc-secrets-XXXXXX";
-    path_ = mkdtemp(pattern);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 json gateway_config() {
   return {{"gateway", {{"port", 0}, {"bind", "127.0.0.1"}, {"threads", 8}, {"shutdownGraceMs", 1000}}},

@@ -4,7 +4,6 @@
 //   node e2e.mjs --clawdbot DIR --tgz FILE --sim PATH [--npm-cache DIR] [--keep]
 // Everything listens on 127.0.0.1; every process is started and stopped by pid here.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
 import crypto from "node:crypto";
 import fs from "node:fs";
 import net from "node:net";
@@ -12,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import { createHarness } from "./support/harness.mjs";
 import { WecomSim } from "./support/wecom-sim.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -32,11 +32,6 @@ const entry = path.join(clawdbotDir, "node_modules", "clawdbot", "dist", "entry.
 const A = { id: "default", path: "/wecom", token: "tokenA-e2e", aesKey: "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt" };
 const B = { id: "team2", path: "/wecom-team2", token: "tokenB-e2e", aesKey: "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG" };
 
-const t0 = Date.now();
-const timings = [];
-let passed = 0;
-let failed = 0;
-const children = new Set();
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -76,75 +71,8 @@ const env = {
 };
 const configPath = path.join(home, ".clawdbot", "clawdbot.json");
 
-function elapsed() {
-  return `${((Date.now() - t0) / 1000).toFixed(1)}s`;
-}
-
-async function step(name, fn, { critical = false } = {}) {
-  const start = Date.now();
-  try {
-    const r = await fn();
-    passed += 1;
-    timings.push([name, Date.now() - start]);
-    console.log(`ok   ${name} (${Date.now() - start} ms, at ${elapsed()})`);
-    return r;
-  } catch (err) {
-    failed += 1;
-    console.log(`FAIL ${name} (${Date.now() - start} ms): ${err?.stack ?? err}`);
-    if (critical) throw new Error(`stopping: "${name}" failed`);
-    return undefined;
-  }
-}
-
-/** Runs the clawdbot CLI with node 24 (this process's node); returns stdout, throws on failure. */
-function cli(cliArgs, { timeoutMs = 120_000, allowFail = false } = {}) {
-  const r = spawnSync(process.execPath, [entry, ...cliArgs], { env, cwd: work, encoding: "utf8", timeout: timeoutMs, maxBuffer: 32 << 20 });
-  const out = `${r.stdout ?? ""}${r.stderr ?? ""}`;
-  if (!allowFail && r.status !== 0) throw new Error(`clawdbot ${cliArgs.join(" ")} → ${r.status ?? r.signal}\n${out.slice(-3000)}`);
-  return { status: r.status, stdout: r.stdout ?? "", out };
-}
-
-function jsonFrom(text) {
-  const i = text.indexOf("{");
-  assert.ok(i >= 0, `no JSON in: ${text.slice(0, 500)}`);
-  return JSON.parse(text.slice(i));
-}
-
-function editConfig(fn) {
-  const cfg = fs.existsSync(configPath) ? JSON.parse(fs.readFileSync(configPath, "utf8")) : {};
-  fn(cfg);
-  fs.mkdirSync(path.dirname(configPath), { recursive: true });
-  fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2));
-}
-
-function startProcess(name, cmd, cmdArgs, outFile) {
-  const out = fs.openSync(outFile, "a");
-  const child = spawn(cmd, cmdArgs, { env, cwd: work, stdio: ["ignore", out, out] });
-  fs.closeSync(out);
-  child.name = name;
-  children.add(child);
-  child.on("exit", () => children.delete(child));
-  return child;
-}
-
-async function stopProcess(child, graceMs = 10_000) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function waitFor(what, predicate, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await predicate();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const { counts, elapsed, step, cli, jsonFrom, editConfig, startProcess, stopProcess, stopAll, waitFor, summarize } =
+  createHarness({ cliName: "clawdbot", entry, env, work, configPath });
 
 const gatewayOut = path.join(work, "gateway.out");
 const readGatewayOut = () => (fs.existsSync(gatewayOut) ? fs.readFileSync(gatewayOut, "utf8") : "");
@@ -312,15 +240,12 @@ try {
 } finally {
   await stopProcess(gateway);
   await stopProcess(model, 3000);
-  for (const child of children) await stopProcess(child, 3000);
-  if (failed && fs.existsSync(gatewayOut)) {
+  await stopAll();
+  if (counts.failed && fs.existsSync(gatewayOut)) {
     console.log("---- gateway output (tail) ----");
     console.log(readGatewayOut().split("\n").slice(-60).join("\n"));
   }
   if (!keep) fs.rmSync(home, { recursive: true, force: true });
   else console.log(`kept ${home}`);
-  console.log(`timings: ${timings.map(([n, ms]) => `${n.split(" ")[0]}…=${ms}ms`).join(", ")}`);
-  console.log(`e2e total ${elapsed()}`);
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exitCode = failed ? 1 : 0;
+  summarize();
 }
