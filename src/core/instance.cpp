@@ -36,6 +36,11 @@ constexpr std::int64_t kMediaSweepIntervalMs = 10 * 60 * 1000;
 // A WeCom retry of an event (same msgid) is surfaced once.
 constexpr std::int64_t kEventDedupeMs = 10 * 60 * 1000;
 
+// Where an account's downloaded media lives: <mediaDir or the default>/<accountId>.
+std::filesystem::path media_dir_of(const config::AccountConfig& cfg) {
+  return (cfg.media_dir.empty() ? media::default_media_dir() : std::filesystem::path(cfg.media_dir)) / cfg.id;
+}
+
 std::string human_bytes(std::uint64_t bytes) {
   if (bytes >= 1024 * 1024) return std::to_string(bytes / (1024 * 1024)) + " MB";
   if (bytes >= 1024) return std::to_string(bytes / 1024) + " KB";
@@ -546,8 +551,7 @@ void Instance::media_done(const FetchContext& context, FetchOutcome outcome, int
         user_reason = "it is not a valid image";
         log_reason = "decrypted bytes are not an image (no JPEG/PNG/GIF/BMP/WEBP signature)";
       } else {
-        const std::filesystem::path dir =
-            (cfg.media_dir.empty() ? media::default_media_dir() : std::filesystem::path(cfg.media_dir)) / cfg.id;
+        const std::filesystem::path dir = media_dir_of(cfg);
         const std::string name = job->stream_id + "-" + std::to_string(context.media_index + 1) + "." + type->extension;
         auto path = media::store_file(dir, name, *plain);
         if (!path) {
@@ -825,11 +829,7 @@ void Instance::tick() {
   }
   std::int64_t due = next_media_sweep_ms_.load();
   if (now >= due && host_.can_fetch() && next_media_sweep_ms_.compare_exchange_strong(due, now + kMediaSweepIntervalMs)) {
-    for (const auto& account : accounts_) {
-      const auto& cfg = *account->config;
-      const auto dir = (cfg.media_dir.empty() ? media::default_media_dir() : std::filesystem::path(cfg.media_dir)) / cfg.id;
-      media::remove_older_than(dir, kMediaRetention);
-    }
+    for (const auto& account : accounts_) media::remove_older_than(media_dir_of(*account->config), kMediaRetention);
   }
 }
 
