@@ -65,6 +65,18 @@ class KeepAliveServer : public httplib::Server {
   KeepAliveServer(const KeepAliveServer&) = delete;
   KeepAliveServer& operator=(const KeepAliveServer&) = delete;
 
+  // Blocks until the accept loop runs with its worker pool (or `timeout` passes). Call it after
+  // starting listen_after_bind() on another thread and before anything may call stop(): the
+  // pool re-listens on the socket as it starts, and stop() closes that socket (a SIGINT right
+  // after start-up raced the two, found by TSan).
+  bool wait_until_serving(std::chrono::milliseconds timeout) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pool_.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return pool_.load() != nullptr;
+  }
+
  private:
   using Clock = std::chrono::steady_clock;
 

@@ -446,6 +446,7 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
   if (routes.empty()) spdlog::warn("no enabled WeCom account: nothing will answer webhooks");
 
   std::thread http_thread([&] { server.listen_after_bind(); });
+  if (!server.wait_until_serving(std::chrono::seconds(10))) spdlog::warn("HTTP workers slow to start");
   std::mutex tick_mutex;
   std::condition_variable tick_cv;
   bool stop_ticking = false;

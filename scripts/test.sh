@@ -29,7 +29,7 @@ if ((!quick)); then
   "$root/scripts/build.sh" asan
   run_ctest asan
 
-  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
   "$root/scripts/build.sh" tsan
   # Newer kernels randomise mmap more than TSan of GCC 12 tolerates: run without ASLR.
   setarch "$(uname -m)" -R true 2>/dev/null && tsan_prefix=(setarch "$(uname -m)" -R) || tsan_prefix=()
