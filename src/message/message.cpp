@@ -1,6 +1,7 @@
 #include "message/message.h"
 
 #include "common/text_checks.h"
+#include "message/message_fast_path.h"
 
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
@@ -10,10 +11,9 @@ namespace {
 
 using nlohmann::json;
 
-// Bound on what we accept from a decrypted message: WeCom's ids and urls are short; text is
-// capped by WeCom itself far below this.
-constexpr std::size_t kMaxIdBytes = 512;
-constexpr std::size_t kMaxUrlBytes = kMaxIdBytes * 8;  // aibotid, chatid, response_url, media urls
+using detail::kMaxIdBytes;
+using detail::kMaxUrlBytes;
+using detail::msg_type_of;
 
 // Real messages nest five levels at most (quote.mixed.msg_item[].text.content); anything much
 // deeper is rejected before parsing, with a precise error, instead of costing memory.
@@ -39,17 +39,6 @@ const json* object_member(const json& obj, const char* key) {
   return &*it;
 }
 
-MsgType type_of(std::string_view msgtype) {
-  if (msgtype == "text") return MsgType::Text;
-  if (msgtype == "mixed") return MsgType::Mixed;
-  if (msgtype == "image") return MsgType::Image;
-  if (msgtype == "voice") return MsgType::Voice;
-  if (msgtype == "file") return MsgType::File;
-  if (msgtype == "stream") return MsgType::StreamRefresh;
-  if (msgtype == "event") return MsgType::Event;
-  return MsgType::Unsupported;
-}
-
 std::string quote_text_of(const json& quote) {
   std::string type = quote.value("msgtype", "");
   if (const json* t = object_member(quote, "text")) return t->value("content", "");
@@ -72,7 +61,109 @@ std::string quote_text_of(const json& quote) {
   return {};
 }
 
+// Classic callbacks (and the older group bot) send XML. Both naming styles are accepted:
+// <MsgType>/<Content>/<FromUserName>/<MsgId> and <From><UserId>/<Text><Content>/<ChatId>.
+Result<Message> parse_xml_message(std::string_view plaintext) {
+  pugi::xml_document doc;
+  // encoding_utf8: WeCom's XML is UTF-8; never let pugixml guess UTF-16/32 from the first bytes.
+  if (!doc.load_buffer(plaintext.data(), plaintext.size(), pugi::parse_default & ~pugi::parse_doctype,
+                       pugi::encoding_utf8)) {
+    return bad("decrypted message is not valid XML");
+  }
+  pugi::xml_node root = doc.document_element();
+  Message msg;
+  msg.msgtype = root.child_value("MsgType");
+  if (msg.msgtype.empty()) return bad("missing MsgType");
+  msg.type = msg_type_of(msg.msgtype);
+  msg.msgid = root.child_value("MsgId");
+  msg.chatid = root.child_value("ChatId");
+  msg.chattype = (std::string_view(root.child_value("ChatType")) == "group" || !msg.chatid.empty())
+                     ? ChatType::Group
+                     : ChatType::Single;
+  msg.from_userid = root.child_value("FromUserName");
+  if (msg.from_userid.empty()) msg.from_userid = root.child("From").child_value("UserId");
+  msg.response_url = root.child_value("ResponseUrl");
+  switch (msg.type) {
+    case MsgType::Text:
+      msg.text = root.child_value("Content");
+      if (msg.text.empty()) msg.text = root.child("Text").child_value("Content");
+      break;
+    case MsgType::Voice:
+      msg.text = root.child_value("Recognition");
+      if (msg.text.empty()) msg.text = root.child("Voice").child_value("Content");
+      break;
+    case MsgType::Image: {
+      std::string url = root.child_value("PicUrl");
+      if (url.empty()) url = root.child("Image").child_value("Url");
+      if (url.empty()) return bad("image message without PicUrl");
+      msg.media.push_back({"image", url});
+      break;
+    }
+    case MsgType::Event:
+      msg.event_type = root.child_value("Event");
+      msg.event_json = "{}";
+      if (msg.event_type.empty()) return bad("event message without Event");
+      break;
+    case MsgType::StreamRefresh:
+      msg.stream_id = root.child("Stream").child_value("Id");
+      if (msg.stream_id.empty()) return bad("stream refresh without Stream/Id");
+      break;
+    default:
+      break;
+  }
+  return msg;
+}
+
+// The promises of the model, whichever format the message came in: required ids present, every
+// field bounded, and every string valid UTF-8. (JSON text is UTF-8-checked as a whole before
+// parsing; XML character references such as &#xD800; can still decode to invalid UTF-8, and the
+// host is promised UTF-8 strings, so the fields are checked again here.)
+Result<Message> check_model(Message msg) {
+  if (msg.from_userid.empty() && msg.type != MsgType::StreamRefresh) return bad("missing from.userid");
+  if (msg.is_user_message() && msg.msgid.empty()) return bad("missing msgid");
+  constexpr std::size_t kUnbounded = std::string::npos;  // text: bounded by the body cap only
+  const struct {
+    const char* name;
+    const std::string* value;
+    std::size_t limit;
+  } fields[] = {{"msgtype", &msg.msgtype, kMaxIdBytes},        {"msgid", &msg.msgid, kMaxIdBytes},
+                {"from.userid", &msg.from_userid, kMaxIdBytes}, {"stream.id", &msg.stream_id, kMaxIdBytes},
+                {"eventtype", &msg.event_type, kMaxIdBytes},    {"aibotid", &msg.aibotid, kMaxUrlBytes},
+                {"chatid", &msg.chatid, kMaxUrlBytes},          {"response_url", &msg.response_url, kMaxUrlBytes},
+                {"text", &msg.text, kUnbounded},                {"quote", &msg.quote_text, kUnbounded}};
+  for (const auto& field : fields) {
+    if (field.value->size() > field.limit) return bad(std::string(field.name) + " is too long");
+    if (!checks::is_valid_utf8(*field.value)) return bad(std::string(field.name) + " is not valid UTF-8");
+  }
+  for (const auto& item : msg.media) {
+    if (item.url.size() > kMaxUrlBytes) return bad(item.kind + " url is too long");
+    if (!checks::is_valid_utf8(item.url)) return bad(item.kind + " url is not valid UTF-8");
+  }
+  return msg;
+}
+
+// Most messages take the single-pass reader; anything it does not cover, including every
+// error, goes through nlohmann (message_fast_path.h).
 Result<Message> parse_json_message(std::string_view plaintext) {
+  if (auto common = detail::parse_common_json_message(plaintext)) return std::move(*common);
+  return detail::parse_json_message_full(plaintext);
+}
+
+}  // namespace
+
+MsgType detail::msg_type_of(std::string_view msgtype) {
+
+  if (msgtype == "text") return MsgType::Text;
+  if (msgtype == "mixed") return MsgType::Mixed;
+  if (msgtype == "image") return MsgType::Image;
+  if (msgtype == "voice") return MsgType::Voice;
+  if (msgtype == "file") return MsgType::File;
+  if (msgtype == "stream") return MsgType::StreamRefresh;
+  if (msgtype == "event") return MsgType::Event;
+  return MsgType::Unsupported;
+}
+
+Result<Message> detail::parse_json_message_full(std::string_view plaintext) {
   if (!checks::json_depth_within(plaintext, kMaxMessageDepth)) {
     return bad("decrypted message nests deeper than " + std::to_string(kMaxMessageDepth) + " levels");
   }
@@ -85,7 +176,7 @@ Result<Message> parse_json_message(std::string_view plaintext) {
     if (!msgtype) return msgtype.error();
     if (msgtype->empty()) return bad("missing msgtype");
     msg.msgtype = *msgtype;
-    msg.type = type_of(msg.msgtype);
+    msg.type = msg_type_of(msg.msgtype);
     for (auto [key, target] : {std::pair{"msgid", &msg.msgid}, std::pair{"aibotid", &msg.aibotid},
                                std::pair{"chatid", &msg.chatid},
                                std::pair{"response_url", &msg.response_url}}) {
@@ -178,89 +269,6 @@ Result<Message> parse_json_message(std::string_view plaintext) {
   }
   return msg;
 }
-
-// Classic callbacks (and the older group bot) send XML. Both naming styles are accepted:
-// <MsgType>/<Content>/<FromUserName>/<MsgId> and <From><UserId>/<Text><Content>/<ChatId>.
-Result<Message> parse_xml_message(std::string_view plaintext) {
-  pugi::xml_document doc;
-  // encoding_utf8: WeCom's XML is UTF-8; never let pugixml guess UTF-16/32 from the first bytes.
-  if (!doc.load_buffer(plaintext.data(), plaintext.size(), pugi::parse_default & ~pugi::parse_doctype,
-                       pugi::encoding_utf8)) {
-    return bad("decrypted message is not valid XML");
-  }
-  pugi::xml_node root = doc.document_element();
-  Message msg;
-  msg.msgtype = root.child_value("MsgType");
-  if (msg.msgtype.empty()) return bad("missing MsgType");
-  msg.type = type_of(msg.msgtype);
-  msg.msgid = root.child_value("MsgId");
-  msg.chatid = root.child_value("ChatId");
-  msg.chattype = (std::string_view(root.child_value("ChatType")) == "group" || !msg.chatid.empty())
-                     ? ChatType::Group
-                     : ChatType::Single;
-  msg.from_userid = root.child_value("FromUserName");
-  if (msg.from_userid.empty()) msg.from_userid = root.child("From").child_value("UserId");
-  msg.response_url = root.child_value("ResponseUrl");
-  switch (msg.type) {
-    case MsgType::Text:
-      msg.text = root.child_value("Content");
-      if (msg.text.empty()) msg.text = root.child("Text").child_value("Content");
-      break;
-    case MsgType::Voice:
-      msg.text = root.child_value("Recognition");
-      if (msg.text.empty()) msg.text = root.child("Voice").child_value("Content");
-      break;
-    case MsgType::Image: {
-      std::string url = root.child_value("PicUrl");
-      if (url.empty()) url = root.child("Image").child_value("Url");
-      if (url.empty()) return bad("image message without PicUrl");
-      msg.media.push_back({"image", url});
-      break;
-    }
-    case MsgType::Event:
-      msg.event_type = root.child_value("Event");
-      msg.event_json = "{}";
-      if (msg.event_type.empty()) return bad("event message without Event");
-      break;
-    case MsgType::StreamRefresh:
-      msg.stream_id = root.child("Stream").child_value("Id");
-      if (msg.stream_id.empty()) return bad("stream refresh without Stream/Id");
-      break;
-    default:
-      break;
-  }
-  return msg;
-}
-
-// The promises of the model, whichever format the message came in: required ids present, every
-// field bounded, and every string valid UTF-8. (JSON text is UTF-8-checked as a whole before
-// parsing; XML character references such as &#xD800; can still decode to invalid UTF-8, and the
-// host is promised UTF-8 strings, so the fields are checked again here.)
-Result<Message> check_model(Message msg) {
-  if (msg.from_userid.empty() && msg.type != MsgType::StreamRefresh) return bad("missing from.userid");
-  if (msg.is_user_message() && msg.msgid.empty()) return bad("missing msgid");
-  constexpr std::size_t kUnbounded = std::string::npos;  // text: bounded by the body cap only
-  const struct {
-    const char* name;
-    const std::string* value;
-    std::size_t limit;
-  } fields[] = {{"msgtype", &msg.msgtype, kMaxIdBytes},        {"msgid", &msg.msgid, kMaxIdBytes},
-                {"from.userid", &msg.from_userid, kMaxIdBytes}, {"stream.id", &msg.stream_id, kMaxIdBytes},
-                {"eventtype", &msg.event_type, kMaxIdBytes},    {"aibotid", &msg.aibotid, kMaxUrlBytes},
-                {"chatid", &msg.chatid, kMaxUrlBytes},          {"response_url", &msg.response_url, kMaxUrlBytes},
-                {"text", &msg.text, kUnbounded},                {"quote", &msg.quote_text, kUnbounded}};
-  for (const auto& field : fields) {
-    if (field.value->size() > field.limit) return bad(std::string(field.name) + " is too long");
-    if (!checks::is_valid_utf8(*field.value)) return bad(std::string(field.name) + " is not valid UTF-8");
-  }
-  for (const auto& item : msg.media) {
-    if (item.url.size() > kMaxUrlBytes) return bad(item.kind + " url is too long");
-    if (!checks::is_valid_utf8(item.url)) return bad(item.kind + " url is not valid UTF-8");
-  }
-  return msg;
-}
-
-}  // namespace
 
 std::string_view to_string(MsgType type) {
   switch (type) {

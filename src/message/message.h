@@ -19,6 +19,7 @@ std::string_view to_string(MsgType type);
 struct MediaItem {
   std::string kind;  // "image" | "file"
   std::string url;
+  friend bool operator==(const MediaItem&, const MediaItem&) = default;
 };
 
 struct Message {
@@ -36,6 +37,8 @@ struct Message {
   std::string stream_id;     // StreamRefresh
   std::string event_type;    // Event: enter_chat | template_card_event | feedback_event | ...
   std::string event_json;    // Event: the "event" object as JSON ("{}" for XML callbacks)
+
+  friend bool operator==(const Message&, const Message&) = default;
 
   bool is_user_message() const {
     return type == MsgType::Text || type == MsgType::Mixed || type == MsgType::Image ||

@@ -1,15 +1,25 @@
 // Fuzzes the decrypted message model (JSON intelligent-bot messages and XML classic callbacks).
-// Oracle: a parsed message honours the model's promises (ids present where required, bounded,
-// valid UTF-8 everywhere: the host is promised UTF-8 strings); a failure is BadMessage.
+// Oracle: the single-pass JSON reader agrees with the full parser wherever it answers; a parsed
+// message honours the model's promises (ids present where required, bounded, valid UTF-8
+// everywhere: the host is promised UTF-8 strings); a failure is BadMessage.
 #include "common/text_checks.h"
 #include "fuzz_support.h"
 #include "message/message.h"
+#include "message/message_fast_path.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace cwc;
   const std::string_view input = fuzz::as_view(data, size);
   // Differential: the core's validator agrees with the independent one in fuzz_support.h.
   CWC_FUZZ_CHECK(checks::is_valid_utf8(input) == fuzz::valid_utf8(input), "UTF-8 validators disagree");
+  // Differential: wherever the single-pass reader answers, the nlohmann parser gives the same
+  // message for valid UTF-8 (what parse_message lets through; message_fast_path.h).
+  const auto fast = checks::is_valid_utf8(input) ? message::detail::parse_common_json_message(input) : std::nullopt;
+  if (fast) {
+    auto full = message::detail::parse_json_message_full(input);
+    CWC_FUZZ_CHECK(full.ok(), "fast path accepted a message the full parser rejects");
+    CWC_FUZZ_CHECK(*fast == *full, "fast path and full parser disagree");
+  }
   auto msg = message::parse_message(input);
   if (!msg) {
     CWC_FUZZ_CHECK(msg.error().kind == ErrorKind::BadMessage, "message error kind");

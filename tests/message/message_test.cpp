@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/text_checks.h"
+#include "message/message_fast_path.h"
 #include "support/test_data.h"
 
 namespace cwc::message {
@@ -192,6 +194,100 @@ TEST(Replies, StreamReplyFastPathMatchesNlohmann) {
       EXPECT_EQ(build_stream_reply({s, finish, "x", {}}), reference(s, finish, "x")) << ::testing::PrintToString(s);
     }
   }
+}
+
+// The single-pass reader (message_fast_path.h) must either give up or agree with the full
+// parser exactly. fuzz_message checks that on every fuzzed input; these pin the shapes it must
+// take (the hot path) and the ones it must leave alone, and cross-check thousands of mutations.
+std::vector<std::string> common_shapes() {
+  return {
+      cwc::testing::vector_named("bot-text-single")["plaintext"].get<std::string>(),
+      R"({"msgid":"m1","aibotid":"b","chatid":"g1","chattype":"group","from":{"userid":"u1"},"msgtype":"text","text":{"content":"@bot hi"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"image","image":{"url":"https://i/x?a=1"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"file","file":{"url":"https://f"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"voice","voice":{"content":"spoken"}})",
+      R"({"msgid":"m","aibotid":"b","chattype":"single","from":{"userid":"u"},"msgtype":"stream","stream":{"id":"s0102"}})",
+      R"({"msgid":"m","from":{"userid":"u","corpid":"c","extra":{"a":{"b":"c"}}},"msgtype":"text","text":{"content":"tab\tquote\" slash\/ back\\ nl\n"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"brand_new_type","brand_new_type":{"x":"y"}})",
+      " {\n \"msgid\" : \"m\" ,\r\n\t\"from\":{ \"userid\":\"u\" },\"msgtype\":\"text\",\"text\":{\"content\":\"你好\"} } \n",
+  };
+}
+
+TEST(CommonJsonFastPath, TakesTheShapesWeComSendsMostAndAgreesWithTheFullParser) {
+  for (const std::string& text : common_shapes()) {
+    const auto fast = detail::parse_common_json_message(text);
+    ASSERT_TRUE(fast.has_value()) << text;
+    const auto full = detail::parse_json_message_full(text);
+    ASSERT_TRUE(full.ok()) << full.error().describe();
+    EXPECT_EQ(*fast, *full) << text;
+  }
+  const auto escaped = detail::parse_common_json_message(common_shapes()[6]);
+  EXPECT_EQ(escaped->text, "tab\tquote\" slash/ back\\ nl\n");
+}
+
+TEST(CommonJsonFastPath, LeavesEverythingElseToTheFullParser) {
+  const char* const others[] = {
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text","text":{"content":"\u4f60"}})",  // \u escape
+      R"({"msgid":12,"from":{"userid":"u"},"msgtype":"text","text":{"content":"x"}})",        // number
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text","text":{"content":null}})",      // null
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text","text":{"content":"x"},"x":true})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"mixed","mixed":{"msg_item":[]}})",     // array
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text","text":{"content":"x"},"quote":{"msgtype":"text"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"event","event":{"eventtype":"enter_chat"}})",
+      R"({"msgtype":"text","msgid":"m","from":{"userid":"u"},"msgtype":"voice","text":{"content":"x"}})",
+      R"({"msgid":"m","from":{"userid":"u","userid":"v"},"msgtype":"text","text":{"content":"x"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"from":{"userid":"v"},"msgtype":"text","text":{"content":"x"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text","text":{"content":"x"}} trailing)",
+      "{\"msgid\":\"m\",\"from\":{\"userid\":\"u\"},\"msgtype\":\"text\",\"text\":{\"content\":\"raw\x01\"}}",
+      R"({"msgid":"m","from":{"userid":"u"},"text":{"content":"x"}})",                        // no msgtype
+      R"({"msgid":"m","chattype":"channel","from":{"userid":"u"},"msgtype":"text","text":{"content":"x"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text"})",                              // no text object
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"image","image":{}})",                  // no url
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"stream","stream":{"id":""}})",
+      R"({"msgid":"m","from":"u","msgtype":"text","text":{"content":"x"}})",                  // from not an object
+      R"({"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":{"j":"deep"}}}}}}}}},"msgid":"m","from":{"userid":"u"},"msgtype":"text","text":{"content":"x"}})",
+      R"({"msgid":"m","from":{"userid":"u"},"msgtype":"text","text":{"content":"x"})",         // truncated
+      R"(["not an object"])",
+  };
+  for (const char* text : others) {
+    EXPECT_FALSE(detail::parse_common_json_message(text).has_value()) << text;
+  }
+  // Ids past the bound are the full parser's error, with its message.
+  const std::string long_id(detail::kMaxUrlBytes + 1, 'm');
+  const std::string too_long = R"({"msgid":")" + long_id + R"(","from":{"userid":"u"},"msgtype":"text","text":{"content":"x"}})";
+  EXPECT_FALSE(detail::parse_common_json_message(too_long).has_value());
+  const auto full = parse_message(too_long);
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().describe(), "invalid message: msgid is too long");
+}
+
+TEST(CommonJsonFastPath, AgreesWithTheFullParserOnEveryMutationOfTheCommonShapes) {
+  // Truncations, deletions and replacements by JSON's structural bytes at every position of
+  // every common shape: wherever the fast path answers, the full parser gives the same message.
+  const std::string replacements = "\"\\{}[],: \n\x01x0u/";
+  std::size_t answered = 0, checked = 0;
+  auto check = [&](const std::string& text) {
+    if (!cwc::checks::is_valid_utf8(text)) return;  // parse_message rejects it before either parser
+    ++checked;
+    const auto fast = detail::parse_common_json_message(text);
+    if (!fast) return;
+    ++answered;
+    const auto full = detail::parse_json_message_full(text);
+    ASSERT_TRUE(full.ok()) << "fast path accepted what the full parser rejects: " << text;
+    ASSERT_EQ(*fast, *full) << text;
+  };
+  for (const std::string& base : common_shapes()) {
+    for (std::size_t i = 0; i <= base.size(); ++i) {
+      check(base.substr(0, i));
+      if (i < base.size()) check(base.substr(0, i) + base.substr(i + 1));
+      for (const char r : replacements) {
+        if (i < base.size()) check(base.substr(0, i) + r + base.substr(i + 1));
+        check(base.substr(0, i) + r + base.substr(i));
+      }
+    }
+  }
+  EXPECT_GT(checked, 20000u);
+  EXPECT_GT(answered, 1000u);  // the comparison above really ran
 }
 
 }  // namespace
