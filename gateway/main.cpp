@@ -366,10 +366,12 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
   });
 
   // httplib parses, routes and answers; KeepAliveServer (http_server.h) owns the connections:
-  // one recv and one send per request instead of httplib 0.11's ~12 syscalls, and a keep-alive
-  // connection that stays quiet for 50 ms is parked in an epoll set instead of pinning one of
-  // the `threads` workers, so the pool bounds requests in progress, not open connections.
-  // Idle keep-alive connections are still closed after 5 s.
+  // one recv and one send per request instead of httplib 0.11's ~12 syscalls; connections wait
+  // for their next request in one epoll set, and one event loop per core answers every request
+  // that has fully arrived without a context switch. What could block (a request still
+  // arriving, 100-continue, chunked, a slow reader) goes to the `threads` workers, so they
+  // bound such requests in progress, not open connections. Idle keep-alive connections are
+  // closed after 5 s.
   const auto threads = static_cast<std::size_t>(config.threads);
   KeepAliveServer server(threads, std::chrono::milliseconds(50));
   // Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm and the
@@ -437,9 +439,10 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
     spdlog::error("cannot listen on {}:{} (in use, or not an address of this machine)", config.bind, config.port);
     return 1;
   }
-  spdlog::info("clawdbot-wecom-gateway {} listening on http://{}:{} (plugin {} ABI {}, agent {}, {} HTTP threads)",
-               CWC_VERSION, config.bind, port, loaded.library->version(), loaded.library->abi_version(),
-               config.agent_kind, threads);
+  spdlog::info(
+      "clawdbot-wecom-gateway {} listening on http://{}:{} (plugin {} ABI {}, agent {}, {} HTTP event loops + {} workers)",
+      CWC_VERSION, config.bind, port, loaded.library->version(), loaded.library->abi_version(), config.agent_kind,
+      server.loop_count(), threads);
   for (const auto& route : routes) {
     spdlog::info("route {} → account {}", route.value("path", ""), route.value("accountId", ""));
   }
