@@ -162,6 +162,13 @@ class GatewayHttpServer : public ::testing::Test {
     server_.reset();
   }
 
+  // One request on a new connection, as raw bytes; its reply.
+  std::optional<Reply> exchange(std::string_view raw_request) {
+    RawClient client(port_);
+    client.send_all(raw_request);
+    return client.read_reply();
+  }
+
   std::unique_ptr<KeepAliveServer> server_;
   std::thread listener_;
   int port_ = 0;
@@ -228,9 +235,7 @@ TEST_F(GatewayHttpServer, ExpectContinueGetsTheInterimAnswerBeforeTheBody) {
 
 TEST_F(GatewayHttpServer, ChunkedBodiesAreDecoded) {
   start();
-  RawClient client(port_);
-  client.send_all("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n");
-  auto reply = client.read_reply();
+  auto reply = exchange("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n");
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->body, "Wikipedia");
 }
@@ -312,9 +317,7 @@ TEST_F(GatewayHttpServer, IdleConnectionsAreClosedAfterTheKeepAliveTimeout) {
 
 TEST_F(GatewayHttpServer, GarbageGetsA400) {
   start();
-  RawClient client(port_);
-  client.send_all("NOT HTTP AT ALL\r\n\r\n");
-  auto reply = client.read_reply();
+  auto reply = exchange("NOT HTTP AT ALL\r\n\r\n");
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->status, 400);
 }
