@@ -39,19 +39,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-token=hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo
-key=6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt
+# shellcheck source=lib.sh
+source "$root/bench/lib.sh"
 text=$(printf 'x%.0s' $(seq 1 290))
-
-wait_port() {  # file → the port from its "listening on http://127.0.0.1:N" line
-  local port=""
-  for _ in $(seq 1 200); do
-    port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$1" 2>/dev/null | grep -o '[0-9]*$' || true)
-    [[ -n "$port" ]] && break
-    sleep 0.05
-  done
-  echo "$port"
-}
 
 # Our gateway, started exactly as bench/http_refresh.sh starts it (echo agent, delayMs 0).
 sed -e 's/"port": 18789/"port": 0/' -e 's/"delayMs": 300/"delayMs": 0/' "$root/examples/gateway.json" >"$work/gateway.json"
@@ -59,14 +49,14 @@ sed -e 's/"port": 18789/"port": 0/' -e 's/"delayMs": 300/"delayMs": 0/' "$root/e
   2>"$work/gateway.stderr" &
 pids+=($!)
 gateway_pid=$!
-gateway_port=$(wait_port "$work/gateway.log")
+gateway_port=$(listening_port "$work/gateway.log")
 [[ -n "$gateway_port" ]] || { echo "gateway did not start" >&2; cat "$work/gateway.stderr" >&2; exit 1; }
 
 NODE_PATH="$node_dir/node_modules" node "$root/bench/node-peer/server.mjs" --token "$token" --aes-key "$key" --port 0 \
   >"$work/node.log" 2>&1 &
 pids+=($!)
 node_pid=$!
-node_port=$(wait_port "$work/node.log")
+node_port=$(listening_port "$work/node.log")
 [[ -n "$node_port" ]] || { echo "node peer did not start" >&2; cat "$work/node.log" >&2; exit 1; }
 
 # For each server: open one stream with a real message, then seal a refresh of it, check that one

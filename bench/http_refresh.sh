@@ -20,18 +20,13 @@ pid=""
 cleanup() { [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-token=hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo
-key=6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt
+# shellcheck source=lib.sh
+source "$root/bench/lib.sh"
 sed -e 's/"port": 18789/"port": 0/' -e 's/"delayMs": 300/"delayMs": 0/' "$root/examples/gateway.json" >"$work/gateway.json"
 "$gateway" run --config "$work/gateway.json" --state-dir "$work/state" --log-level info --log-file "$work/gateway.log" \
   2>"$work/stderr" &
 pid=$!
-port=""
-for _ in $(seq 1 100); do
-  port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/gateway.log" 2>/dev/null | grep -o '[0-9]*$' || true)
-  [[ -n "$port" ]] && break
-  sleep 0.05
-done
+port=$(listening_port "$work/gateway.log")
 [[ -n "$port" ]] || { echo "gateway did not start" >&2; cat "$work/stderr" >&2; exit 1; }
 url="http://127.0.0.1:$port/wecom"
 

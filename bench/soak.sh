@@ -38,8 +38,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-token=hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo
-key=6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt
+# shellcheck source=lib.sh
+source "$root/bench/lib.sh"
 seeds=20
 users=50
 cat >"$work/gateway.json" <<JSON
@@ -55,12 +55,7 @@ JSON
 "$gateway" run --config "$work/gateway.json" --state-dir "$work/state" --log-level debug --log-file "$work/gateway.log" \
   2>/dev/null &
 pid=$!
-port=""
-for _ in $(seq 1 200); do
-  port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$work/gateway.log" 2>/dev/null | grep -o '[0-9]*$' || true)
-  [[ -n "$port" ]] && break
-  sleep 0.05
-done
+port=$(listening_port "$work/gateway.log")
 [[ -n "$port" ]] || { echo "gateway did not start" >&2; cat "$work/gateway.log" >&2; exit 1; }
 url="http://127.0.0.1:$port/wecom"
 rss() { ps -o rss= -p "$pid" | tr -d ' '; }
