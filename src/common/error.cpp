@@ -9,6 +9,7 @@ ErrorInfo error_info(ErrorKind kind) {
     // duplicate, undecodable or malformed param is just as unusable, and the detail names it.
     case ErrorKind::BadQuery: return {400, 0, "missing query params"};
     case ErrorKind::InvalidSignature: return {401, -40001, "invalid signature"};
+    case ErrorKind::StaleTimestamp: return {401, 0, "stale timestamp"};
     case ErrorKind::BadBody: return {400, -40002, "invalid body"};
     case ErrorKind::BodyTooLarge: return {413, 0, "body too large"};
     case ErrorKind::DecryptFailed: return {400, -40007, "decrypt failed"};

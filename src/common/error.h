@@ -14,6 +14,7 @@ enum class ErrorKind {
   MissingQueryParams,   // 400 — the docs' "missing query params"
   BadQuery,             // 400 — duplicate, oversized or undecodable params (same documented phrase)
   InvalidSignature,     // 401 — the docs' "invalid signature" (-40001)
+  StaleTimestamp,       // 401 — signed, but outside maxTimestampSkewSeconds (a replay, or a wrong clock)
   BadBody,              // 400 — body is not a JSON/XML envelope (-40002)
   BodyTooLarge,         // 413
   DecryptFailed,        // 400 — the docs' "decrypt failed" (-40007 / -40010 / -40008)

@@ -25,7 +25,7 @@ const std::set<std::string, std::less<>> kAccountKeys = {
     "enabled", "name", "webhookPath", "token", "encodingAESKey", "receiveId", "welcomeText", "dm",
     "groupPolicy", "groupAllowFrom", "groups", "streamPlaceholder", "rejectText", "maxBodyBytes",
     "streamTtlSeconds", "refreshWarnSeconds", "mediaMaxBytes", "mediaDir", "mediaTimeoutSeconds",
-    "handoffMarginSeconds", "continuedText", "maxInFlightPerUser"};
+    "handoffMarginSeconds", "continuedText", "maxInFlightPerUser", "maxTimestampSkewSeconds"};
 const std::set<std::string, std::less<>> kTopLevelOnlyKeys = {"accounts", "defaultAccount",
                                                               "maxOpenStreams"};
 
@@ -251,6 +251,15 @@ Result<AccountConfig> parse_account(const std::string& id, const json& obj, cons
   }
   CWC_TRY(inflight, get_int(obj, "maxInFlightPerUser", path, 1, 3));
   if (*inflight) account.max_in_flight_per_user = static_cast<int>(**inflight);
+  CWC_TRY(skew, get_int(obj, "maxTimestampSkewSeconds", path, 0, 86400));
+  if (*skew) {
+    // A window of a few seconds would reject WeCom's own retries and any request that waited in
+    // a proxy; such a value is almost certainly a unit mistake.
+    if (**skew > 0 && **skew < 30) {
+      return config_error(path + ".maxTimestampSkewSeconds", "must be 0 (off) or at least 30 (seconds)");
+    }
+    account.max_timestamp_skew_seconds = static_cast<int>(**skew);
+  }
 #undef CWC_TRY
   return account;
 }

@@ -56,6 +56,10 @@ struct AccountConfig {
   std::string continued_text = "(continued below)";
   // WeCom's own limit of concurrent in-flight messages per user; later messages wait in order.
   int max_in_flight_per_user = 3;
+  // Signed requests whose timestamp is further than this from the host's clock are refused
+  // (401 stale timestamp): with a value <= stream_ttl_seconds no replay of a captured request
+  // can run the agent twice. 0: off (the default: a host with a wrong clock would refuse all).
+  int max_timestamp_skew_seconds = 0;
 };
 
 // WeCom stops refreshing streams this long after the user's message.

@@ -7,9 +7,35 @@
 
 #include <array>
 #include <filesystem>
+#include <optional>
+#include <string_view>
 
 namespace cwc::core {
 namespace {
+
+// maxTimestampSkewSeconds, checked after the signature (so the timestamp is WeCom's own, not
+// something an attacker chose). `timestamp` is 1-20 digits (parse_signed_query); values past
+// int64 are simply very far away.
+std::optional<Error> outside_timestamp_window(const config::AccountConfig& cfg, std::string_view timestamp,
+                                              std::int64_t now_seconds) {
+  if (cfg.max_timestamp_skew_seconds <= 0) return std::nullopt;
+  std::int64_t sent = 0;
+  for (const char c : timestamp) {
+    if (sent > (INT64_MAX - 9) / 10) {
+      sent = INT64_MAX;
+      break;
+    }
+    sent = sent * 10 + (c - '0');
+  }
+  const bool ahead = sent > now_seconds;
+  const std::int64_t skew = ahead ? (sent - now_seconds) : (now_seconds - sent);
+  if (skew <= cfg.max_timestamp_skew_seconds) return std::nullopt;
+  return make_error(ErrorKind::StaleTimestamp,
+                    "timestamp " + std::string(timestamp) + " is " + std::to_string(skew) + " s " +
+                        (ahead ? "ahead of" : "behind") + " this host's clock (maxTimestampSkewSeconds " +
+                        std::to_string(cfg.max_timestamp_skew_seconds) +
+                        "): a replayed request, or this host's clock is wrong (check NTP)");
+}
 
 using nlohmann::ordered_json;
 
@@ -132,6 +158,9 @@ HttpResponse Instance::handle_verify(Account& account, const HttpRequest& reques
     return fail(&account, request,
                 make_error(ErrorKind::InvalidSignature, "VerifyURL signature does not match the configured token"));
   }
+  if (auto stale = outside_timestamp_window(cfg, query->timestamp, now_ms() / 1000)) {
+    return fail(&account, request, *stale);
+  }
   auto plain = account.crypto.decrypt(query->echostr);
   if (!plain) return fail(&account, request, plain.error());
   log_line(host_, LogLevel::Info, cfg.id, "VerifyURL succeeded on " + cfg.webhook_path);
@@ -156,6 +185,9 @@ HttpResponse Instance::handle_callback(Account& account, const HttpRequest& requ
   if (!crypto::signature_matches(query->msg_signature, cfg.token, query->timestamp, query->nonce, env->encrypt)) {
     return fail(&account, request,
                 make_error(ErrorKind::InvalidSignature, "callback signature does not match the configured token"));
+  }
+  if (auto stale = outside_timestamp_window(cfg, query->timestamp, now_ms() / 1000)) {
+    return fail(&account, request, *stale);
   }
   auto plain = account.crypto.decrypt(env->encrypt);
   if (!plain) return fail(&account, request, plain.error());

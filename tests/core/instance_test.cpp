@@ -45,6 +45,54 @@ TEST_F(InstanceTest, VerifyUrlOfficialVector) {
   EXPECT_EQ(res.body, v["plaintext"].get<std::string>());
 }
 
+// maxTimestampSkewSeconds: off by default (the 2016 VerifyURL vector above still passes); when
+// set, a correctly signed request from outside the window is refused after the signature check,
+// with one log line that shows both clocks, and nothing is dispatched or opened.
+TEST_F(InstanceTest, TimestampWindowRefusesSignedRequestsFromOutsideIt) {
+  make(config_json(std::string(kOpenDm) + R"(,"maxTimestampSkewSeconds":300)"));
+  const std::int64_t now = host.clock_ms.load() / 1000;
+  const auto at = [&](std::int64_t offset) { return std::to_string(now + offset); };
+
+  auto in_window = peer.callback(text_message("m-ok", "hi"), envelope::Format::Json, "8427661", at(-299));
+  EXPECT_EQ(instance->handle({"POST", "/wecom", in_window.query, "", in_window.body, ""}).status, 200);
+  EXPECT_EQ(host.dispatched.size(), 1u);
+
+  for (const std::int64_t offset : {-301, 301, -86400 * 365}) {
+    const std::size_t logs_before = host.logs.size();
+    auto stale = peer.callback(text_message("m-" + at(offset), "replayed"), envelope::Format::Json, "8427661", at(offset));
+    auto res = instance->handle({"POST", "/wecom", stale.query, "", stale.body, "203.0.113.9"});
+    EXPECT_EQ(res.status, 401);
+    EXPECT_EQ(res.body.rfind("stale timestamp", 0), 0u) << res.body;
+    ASSERT_EQ(host.logs.size(), logs_before + 1);
+    const std::string& line = host.logs.back().line;
+    EXPECT_NE(line.find(offset > 0 ? "ahead of this host's clock" : "behind this host's clock"), std::string::npos) << line;
+    EXPECT_NE(line.find("maxTimestampSkewSeconds 300"), std::string::npos) << line;
+  }
+  EXPECT_EQ(host.dispatched.size(), 1u);
+
+  // A 20-digit timestamp is far away, not an overflow.
+  auto huge = peer.callback(text_message("m-huge", "x"), envelope::Format::Json, "8427661", "99999999999999999999");
+  EXPECT_EQ(instance->handle({"POST", "/wecom", huge.query, "", huge.body, ""}).status, 401);
+
+  // VerifyURL is held to the same window (the helper signs with the 2016 vector's timestamp).
+  EXPECT_EQ(instance->handle({"GET", "/wecom", peer.verify_query("123"), "", "", ""}).status, 401);
+  EXPECT_EQ(instance->handle({"GET", "/wecom", peer.verify_query("123", "47744683", at(5)), "", "", ""}).body, "123");
+
+  // An unsigned request is still refused for its signature, never for its timestamp.
+  auto forged = peer.callback(text_message("m-forged", "x"), envelope::Format::Json, "8427661", at(-9999));
+  forged.query.replace(forged.query.find("msg_signature=") + 14, 4, "0000");
+  EXPECT_EQ(instance->handle({"POST", "/wecom", forged.query, "", forged.body, ""}).body.rfind("invalid signature", 0), 0u);
+}
+
+TEST_F(InstanceTest, TimestampWindowRejectsValuesThatLookLikeAUnitMistake) {
+  FakeHost h;
+  auto created = Instance::create(config_json(R"(,"maxTimestampSkewSeconds":5)"), h);
+  ASSERT_FALSE(created.ok());
+  EXPECT_NE(created.error().detail.find("maxTimestampSkewSeconds must be 0 (off) or at least 30"), std::string::npos)
+      << created.error().detail;
+  EXPECT_TRUE(Instance::create(config_json(R"(,"maxTimestampSkewSeconds":0)"), h).ok());
+}
+
 TEST_F(InstanceTest, TextMessageOpensStreamDispatchesOnceAndRefreshesCumulatively) {
   auto first = exchange(text_message("m1", "hello"));
   ASSERT_EQ(first["msgtype"], "stream");
