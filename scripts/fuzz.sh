@@ -55,7 +55,7 @@ for t in "${targets[@]}"; do
   artifacts="$build/artifacts/$t"
   mkdir -p "$work" "$artifacts"
   cp -n "$root/tests/fuzz/corpus/$t/"* "$work/" 2>/dev/null || true
-  args=(-max_total_time="$seconds" -max_len="$(max_len_of "$t")" -timeout=5 -rss_limit_mb=2048
+  args=(-max_total_time="$seconds" -max_len="$(max_len_of "$t")" -timeout=20 -rss_limit_mb=2048
         -print_final_stats=1 -artifact_prefix="$artifacts/")
   dict=$(dict_of "$t")
   [[ -n "$dict" ]] && args+=(-dict="$root/tests/fuzz/dict/$dict.dict")

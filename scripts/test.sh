@@ -2,7 +2,9 @@
 # The full test suite, as CI runs it:
 #   1. release build: every GoogleTest suite via CTest (unit, ABI, gateway, simulator, integration);
 #   2. ASan+UBSan build: the whole suite again;
-#   3. TSan build: the concurrent suites (stream table, ABI threads, gateway parts, integration).
+#   3. every libFuzzer target for a bounded time under ASan+UBSan (clang), from the seed corpus
+#      (CWC_FUZZ_SECONDS per target, default 10; scripts/fuzz.sh);
+#   4. TSan build: the concurrent suites (stream table, ABI threads, gateway parts, integration).
 # Installs missing Debian packages first (scripts/setup.sh), so it works on a fresh machine.
 #   scripts/test.sh [--quick]   (--quick: release build only)
 set -euo pipefail
@@ -28,6 +30,9 @@ if ((!quick)); then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   "$root/scripts/build.sh" asan
   run_ctest asan
+
+  echo "== fuzz (${CWC_FUZZ_SECONDS:-10} s per target)" >&2
+  "$root/scripts/fuzz.sh" "${CWC_FUZZ_SECONDS:-10}"
 
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp"
   "$root/scripts/build.sh" tsan
