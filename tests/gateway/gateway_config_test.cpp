@@ -48,8 +48,8 @@ TEST(GatewayConfig, Defaults) {
   const auto c = parse_gateway_config(kMinimal);
   EXPECT_EQ(c.port, 18789);
   EXPECT_EQ(c.bind, "127.0.0.1");
-  // README and docs/performance.md document 64 HTTP threads (16 was measured to queue keep-alive
-  // connections), so 64 is the default the code must keep.
+  // README and docs/configuration.md document 64 HTTP worker threads, so 64 is the default the
+  // code must keep.
   EXPECT_EQ(c.threads, 64);
   EXPECT_EQ(c.shutdown_grace_ms, 3000);
   EXPECT_EQ(c.state_dir, "/home/unit-test/.clawdbot-wecom");
