@@ -5,7 +5,8 @@
 # same wrk workload, back to back.
 #   bench/compare_node.sh [connections=32] [seconds=20] [rounds=1] [wrk_threads=2]
 # Environment: BUILD_DIR (default build/release), BENCH_NODE_DIR (where @wecom/crypto is
-# installed; default ~/.cache/clawdbot-wecom/bench-node, never the repository).
+# installed; default ~/.cache/clawdbot-wecom/bench-node, never the repository), NODE (the node
+# binary; default the one on PATH).
 # Needs a build with the gateway and wecom-sim, wrk, node ≥ 18 and npm (first run only).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,9 +18,11 @@ bin=${BUILD_DIR:-$root/build/release}
 gateway="$bin/gateway/clawdbot-wecom-gateway"
 sim="$bin/simulator/wecom-sim"
 node_dir=${BENCH_NODE_DIR:-$HOME/.cache/clawdbot-wecom/bench-node}
+# NODE=<path> measures another Node.js than the one on PATH (the version goes into the table).
+node_bin=${NODE:-node}
 wecom_crypto_version=1.0.1
 [[ -x "$gateway" && -x "$sim" ]] || { echo "build first: scripts/build.sh release (or set BUILD_DIR)" >&2; exit 2; }
-for tool in wrk node npm curl; do command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 2; }; done
+for tool in wrk "$node_bin" npm curl; do command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 2; }; done
 
 # The official package, pinned, outside the repository.
 if [[ ! -f "$node_dir/node_modules/@wecom/crypto/package.json" ]] ||
@@ -52,7 +55,7 @@ gateway_pid=$!
 gateway_port=$(listening_port "$work/gateway.log")
 [[ -n "$gateway_port" ]] || { echo "gateway did not start" >&2; cat "$work/gateway.stderr" >&2; exit 1; }
 
-NODE_PATH="$node_dir/node_modules" node "$root/bench/node-peer/server.mjs" --token "$token" --aes-key "$key" --port 0 \
+NODE_PATH="$node_dir/node_modules" "$node_bin" "$root/bench/node-peer/server.mjs" --token "$token" --aes-key "$key" --port 0 \
   >"$work/node.log" 2>&1 &
 pids+=($!)
 node_pid=$!
@@ -123,7 +126,7 @@ echo
 echo "| server (median of $rounds) | requests/s | p50 | p99 | RSS after |"
 echo "| --- | --- | --- | --- | --- |"
 printf '| clawdbot-wecom-gateway | %.0f | %.3f ms | %.3f ms | %s KiB |\n' "$o_rps" "$o_p50" "$o_p99" "$(ps -o rss= -p "$gateway_pid" | tr -d ' ')"
-printf '| node + @wecom/crypto %s | %.0f | %.3f ms | %.3f ms | %s KiB |\n' "$wecom_crypto_version" "$n_rps" "$n_p50" "$n_p99" "$(ps -o rss= -p "$node_pid" | tr -d ' ')"
+printf '| node %s + @wecom/crypto %s | %.0f | %.3f ms | %.3f ms | %s KiB |\n' "$("$node_bin" --version)" "$wecom_crypto_version" "$n_rps" "$n_p50" "$n_p99" "$(ps -o rss= -p "$node_pid" | tr -d ' ')"
 awk -v orps="$o_rps" -v nrps="$n_rps" -v op99="$o_p99" -v np99="$n_p99" 'BEGIN {
   t = orps / nrps; l = op99 / np99
   printf "\nthroughput ours/node: %.2fx (goal >= 5x: %s)\n", t, (t >= 5 ? "met" : "NOT met")
