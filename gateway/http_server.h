@@ -415,9 +415,11 @@ class KeepAliveServer : public httplib::Server {
       }
       const bool close_connection = conn->served + 1 >= keep_alive_max_count_;
       bool connection_closed = false;
+      // Counted before the peer can see the answer: a response over kFlushBytes is already sent
+      // from inside process_request (found by CI: a 2 MiB echo arrived before the count).
+      served_by_workers_.fetch_add(1, std::memory_order_relaxed);
       const bool ok = process_request(*conn, close_connection, connection_closed, nullptr);
       ++conn->served;
-      served_by_workers_.fetch_add(1, std::memory_order_relaxed);  // counted before the peer sees it
       const bool sent = conn->flush();
       conn->last_active = Clock::now();
       if (!ok || !sent || connection_closed || close_connection) return;
