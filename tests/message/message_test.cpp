@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -188,6 +189,18 @@ TEST(Replies, StreamReplyFastPathMatchesNlohmann) {
     samples.push_back(s);
   }
   samples.push_back("完整的中文句子，包含标点。");
+  // Every byte that needs escaping (and a few that do not), at every offset across two 8-byte
+  // words, in ASCII and in UTF-8 surroundings: the reply writer skips 8 clean bytes at a time.
+  for (const char special : {'"', '\\', '\0', '\x01', '\x1f', '\n', ' ', '!', '#', '[', ']', '\x7f'}) {
+    for (std::size_t at = 0; at < 20; ++at) {
+      std::string ascii(20, 'a');
+      ascii[at] = special;
+      samples.push_back(ascii);
+      std::string utf8 = "é你好😀abcdefghijklmnopqrstu";
+      utf8.insert(utf8.begin() + static_cast<std::ptrdiff_t>(std::min(at, utf8.size())), special);
+      samples.push_back(utf8);
+    }
+  }
   for (const auto& s : samples) {
     for (bool finish : {false, true}) {
       EXPECT_EQ(build_stream_reply({"s0123", finish, s, {}}), reference("s0123", finish, s)) << ::testing::PrintToString(s);
