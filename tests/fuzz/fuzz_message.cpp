@@ -1,7 +1,10 @@
 // Fuzzes the decrypted message model (JSON intelligent-bot messages and XML classic callbacks).
 // Oracle: the single-pass JSON reader agrees with the full parser wherever it answers; a parsed
 // message honours the model's promises (ids present where required, bounded, valid UTF-8
-// everywhere: the host is promised UTF-8 strings); a failure is BadMessage.
+// everywhere: the host is promised UTF-8 strings); a failure is BadMessage. The stream reply
+// writer (which skips 8 clean bytes at a time) writes any bytes exactly as nlohmann does.
+#include <nlohmann/json.hpp>
+
 #include "common/text_checks.h"
 #include "fuzz_support.h"
 #include "message/message.h"
@@ -12,6 +15,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view input = fuzz::as_view(data, size);
   // Differential: the core's validator agrees with the independent one in fuzz_support.h.
   CWC_FUZZ_CHECK(checks::is_valid_utf8(input) == fuzz::valid_utf8(input), "UTF-8 validators disagree");
+  // Differential: the reply writer against nlohmann's serializer, for the input as the answer.
+  const nlohmann::ordered_json reference = {{"msgtype", "stream"},
+                                            {"stream", {{"id", "s1"}, {"finish", true}, {"content", input}}}};
+  CWC_FUZZ_CHECK(message::build_stream_reply({"s1", true, std::string(input), {}}) ==
+                     reference.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                 "stream reply writer and nlohmann disagree");
   // Differential: wherever the single-pass reader answers, the nlohmann parser gives the same
   // message for valid UTF-8 (what parse_message lets through; message_fast_path.h).
   const auto fast = checks::is_valid_utf8(input) ? message::detail::parse_common_json_message(input) : std::nullopt;
