@@ -91,9 +91,10 @@ BENCHMARK(BM_InstanceHandleRefresh);
 
 // The floor: the bare OpenSSL work one refresh needs (SHA-1 of ~250 bytes twice, AES-256-CBC
 // decrypt of ~200 bytes and encrypt of ~500 bytes), to show how close the core is to it. Done
-// the cheapest way OpenSSL 3 allows: algorithms fetched once (an implicit fetch by
-// EVP_aes_256_cbc()/EVP_sha1() costs ~0.45 us per init), one cipher and one digest context
-// reused, so the floor is not inflated by costs the core itself avoids.
+// the cheapest way OpenSSL 3 allows: algorithms fetched once, one cipher and one digest context
+// reused, so the floor is not inflated by costs the core itself avoids (EVP_aes_256_cbc() and
+// EVP_sha1() look the algorithm up on every init: with a new context each time that made this
+// floor 1.4 us slower, docs/performance.md).
 void BM_OpenSslFloor(benchmark::State& state) {
   auto key = *cwc::crypto::AesKey::from_encoding_aes_key(kAesKey);
   std::string in(512, 'x');
