@@ -39,5 +39,5 @@ if ((!quick)); then
   # Newer kernels randomise mmap more than TSan of GCC 12 tolerates: run without ASLR.
   setarch "$(uname -m)" -R true 2>/dev/null && tsan_prefix=(setarch "$(uname -m)" -R) || tsan_prefix=()
   "${tsan_prefix[@]}" ctest --test-dir "$root/build/tsan" --output-on-failure -j "$jobs" --timeout 300 \
-    -R 'StreamTable|UserLanes|Protocol|Abi|Instance|Gateway|Router|Integration|Sim|FileStore|PluginLoader|EchoAgent|OpenAi|Sse'
+    -R 'MessageCryptoThreads|StreamTable|UserLanes|Protocol|Abi|Instance|Gateway|Router|Integration|Sim|FileStore|PluginLoader|EchoAgent|OpenAi|Sse'
 fi

@@ -154,7 +154,8 @@ HttpResponse Instance::handle_verify(Account& account, const HttpRequest& reques
   auto query = envelope::parse_signed_query(request.query, /*want_echostr=*/true);
   if (!query) return fail(&account, request, query.error());
   const auto& cfg = *account.config;
-  if (!crypto::signature_matches(query->msg_signature, cfg.token, query->timestamp, query->nonce, query->echostr)) {
+  if (!account.crypto.signature_matches(query->msg_signature, cfg.token, query->timestamp, query->nonce,
+                                        query->echostr)) {
     return fail(&account, request,
                 make_error(ErrorKind::InvalidSignature, "VerifyURL signature does not match the configured token"));
   }
@@ -182,7 +183,8 @@ HttpResponse Instance::handle_callback(Account& account, const HttpRequest& requ
   if (!query) return fail(&account, request, query.error());
   auto env = envelope::parse_request_envelope(request.body);
   if (!env) return fail(&account, request, env.error());
-  if (!crypto::signature_matches(query->msg_signature, cfg.token, query->timestamp, query->nonce, env->encrypt)) {
+  if (!account.crypto.signature_matches(query->msg_signature, cfg.token, query->timestamp, query->nonce,
+                                        env->encrypt)) {
     return fail(&account, request,
                 make_error(ErrorKind::InvalidSignature, "callback signature does not match the configured token"));
   }
@@ -290,7 +292,7 @@ std::string Instance::seal_reply(Account& account, envelope::Format format, std:
   if (!host_.random(prefix.data(), prefix.size())) return {};
   const std::string encrypted = account.crypto.encrypt(plaintext, prefix);
   const std::string timestamp = std::to_string(now_ms() / 1000);
-  const std::string signature = crypto::compute_signature(account.config->token, timestamp, nonce, encrypted);
+  const std::string signature = account.crypto.signature(account.config->token, timestamp, nonce, encrypted);
   return envelope::build_reply_envelope(format, encrypted, signature, timestamp, nonce);
 }
 

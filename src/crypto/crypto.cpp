@@ -1,29 +1,20 @@
 #include "crypto/crypto.h"
 
+#include "common/text_checks.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <vector>
 
 namespace cwc::crypto {
 namespace {
-
-// The base64 alphabet (no '='), as a table: decode_base64 checks every byte of every request.
-constexpr std::array<bool, 256> kBase64Alphabet = [] {
-  std::array<bool, 256> t{};
-  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
-  t['+'] = t['/'] = true;
-  return t;
-}();
-
-bool is_base64_char(char c) { return kBase64Alphabet[static_cast<unsigned char>(c)]; }
 
 // OpenSSL 3 resolves EVP_aes_256_cbc()/EVP_sha1() by name on every init (a locked provider
 // lookup, ~0.2 µs each). Fetching once and reusing the handle removes that from every request.
@@ -53,51 +44,157 @@ const EVP_MD* sha1() {
   return fetched ? fetched : EVP_sha1();
 }
 
-struct CipherCtxDeleter {
-  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
-
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-};
-using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
-
-std::string digest(const EVP_MD* md, std::initializer_list<std::string_view> parts) {
-  MdCtx ctx(EVP_MD_CTX_new());
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int out_len = 0;
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), md, nullptr) != 1) return {};
-  for (auto part : parts) {
-    if (EVP_DigestUpdate(ctx.get(), part.data(), part.size()) != 1) return {};
+// A few ready OpenSSL contexts that threads borrow and give back, so a request neither
+// allocates, keys and frees a context nor takes a lock: borrowing is one atomic exchange. With
+// more threads than slots the extra ones get a fresh context, freed again if no slot is free.
+template <class Ctx, void (*FreeContext)(Ctx*)>
+class ContextSlots {
+ public:
+  ContextSlots() = default;
+  ContextSlots(const ContextSlots&) = delete;
+  ContextSlots& operator=(const ContextSlots&) = delete;
+  ~ContextSlots() {
+    for (auto& slot : slots_) FreeContext(slot.load());  // the EVP frees accept nullptr
   }
-  if (EVP_DigestFinal_ex(ctx.get(), out, &out_len) != 1) return {};
-  return std::string(reinterpret_cast<char*>(out), out_len);
-}
 
-// AES-256-CBC in one direction with OpenSSL's own padding switched off: WeCom pads to 32 bytes,
-// which we add/check ourselves.
-bool aes_cbc(const AesKey& key, std::string_view in, bool encrypt, std::string& out) {
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) return false;
-  if (EVP_CipherInit_ex(ctx.get(), aes_256_cbc(), nullptr, key.data(), key.iv(),
-                        encrypt ? 1 : 0) != 1) {
-    return false;
+  // A context given back earlier, or nullptr when none is free.
+  Ctx* take() {
+    for (auto& slot : slots_) {
+      if (slot.load(std::memory_order_relaxed) == nullptr) continue;
+      if (Ctx* ctx = slot.exchange(nullptr, std::memory_order_acquire)) return ctx;
+    }
+    return nullptr;
   }
-  EVP_CIPHER_CTX_set_padding(ctx.get(), 0);
-  out.resize(in.size() + 16);
+  void give(Ctx* ctx) {
+    for (auto& slot : slots_) {
+      Ctx* empty = nullptr;
+      if (slot.compare_exchange_strong(empty, ctx, std::memory_order_release, std::memory_order_relaxed)) return;
+    }
+    FreeContext(ctx);
+  }
+
+ private:
+  std::array<std::atomic<Ctx*>, 8> slots_{};
+};
+
+using CipherSlots = ContextSlots<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
+using DigestSlots = ContextSlots<EVP_MD_CTX, EVP_MD_CTX_free>;
+
+}  // namespace
+
+namespace detail {
+// One account key's contexts: AES contexts stay keyed (a reuse only resets the IV, the key
+// schedule is kept), SHA-1 contexts are re-initialised per signature. Freed (and wiped by
+// OpenSSL) with the last MessageCrypto copy that shares them.
+class ReusableContexts {
+ public:
+  CipherSlots encrypt;
+  CipherSlots decrypt;
+  DigestSlots sha1;
+};
+}  // namespace detail
+
+namespace {
+
+// AES-256-CBC over `data` in place (OpenSSL allows in == out), with OpenSSL's own padding
+// switched off: WeCom pads to 32 bytes, which we add/check ourselves. `data` is a whole number
+// of blocks. `contexts` null: a one-off context.
+bool aes_cbc_in_place(detail::ReusableContexts* contexts, const AesKey& key, bool encrypt, std::string& data) {
+  CipherSlots* slots = contexts ? (encrypt ? &contexts->encrypt : &contexts->decrypt) : nullptr;
+  EVP_CIPHER_CTX* ctx = slots ? slots->take() : nullptr;
+  bool ok = false;
+  if (ctx) {
+    // Cipher, key and direction as set when the context was made: only the IV starts over.
+    ok = EVP_CipherInit_ex2(ctx, nullptr, nullptr, key.iv(), -1, nullptr) == 1;
+  } else {
+    ctx = EVP_CIPHER_CTX_new();
+    ok = ctx && EVP_CipherInit_ex2(ctx, aes_256_cbc(), key.data(), key.iv(), encrypt ? 1 : 0, nullptr) == 1 &&
+         EVP_CIPHER_CTX_set_padding(ctx, 0) == 1;
+  }
+  auto* bytes = reinterpret_cast<unsigned char*>(data.data());
   int written = 0;
   int final_written = 0;
-  auto* out_bytes = reinterpret_cast<unsigned char*>(out.data());
-  if (EVP_CipherUpdate(ctx.get(), out_bytes, &written,
-                       reinterpret_cast<const unsigned char*>(in.data()),
-                       static_cast<int>(in.size())) != 1) {
-    return false;
-  }
-  if (EVP_CipherFinal_ex(ctx.get(), out_bytes + written, &final_written) != 1) return false;
-  out.resize(static_cast<std::size_t>(written) + static_cast<std::size_t>(final_written));
-  return true;
+  ok = ok && EVP_CipherUpdate(ctx, bytes, &written, bytes, static_cast<int>(data.size())) == 1 &&
+       EVP_CipherFinal_ex(ctx, bytes + written, &final_written) == 1 &&
+       static_cast<std::size_t>(written) + static_cast<std::size_t>(final_written) == data.size();
+  // A context that failed is not trusted again.
+  if (ok && slots) slots->give(ctx);
+  else EVP_CIPHER_CTX_free(ctx);
+  return ok;
 }
+
+using SignatureHex = std::array<char, 40>;
+
+void hex_into(const unsigned char* bytes, std::size_t len, char* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < len; ++i) {
+    out[2 * i] = kHex[bytes[i] >> 4];
+    out[2 * i + 1] = kHex[bytes[i] & 15];
+  }
+}
+
+// Lowercase hex SHA-1 over the four strings sorted and concatenated (WeCom's msg_signature).
+// `slots` null: a one-off context. False only when OpenSSL fails.
+bool signature_hex(DigestSlots* slots, std::string_view token, std::string_view timestamp, std::string_view nonce,
+                   std::string_view encrypt, SignatureHex& out) {
+  std::array<std::string_view, 4> parts{token, timestamp, nonce, encrypt};
+  std::sort(parts.begin(), parts.end());
+  EVP_MD_CTX* ctx = slots ? slots->take() : nullptr;
+  if (!ctx) ctx = EVP_MD_CTX_new();
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  bool ok = ctx && EVP_DigestInit_ex2(ctx, sha1(), nullptr) == 1;
+  for (auto part : parts) ok = ok && EVP_DigestUpdate(ctx, part.data(), part.size()) == 1;
+  ok = ok && EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len * 2 == out.size();
+  if (ok && slots) slots->give(ctx);
+  else EVP_MD_CTX_free(ctx);
+  if (ok) hex_into(md, md_len, out.data());
+  return ok;
+}
+
+bool signature_equals(std::string_view received, const SignatureHex& expected) {
+  if (received.size() != expected.size()) return false;
+  return CRYPTO_memcmp(received.data(), expected.data(), expected.size()) == 0;
+}
+
+Error bad_ciphertext_length(std::size_t size) {
+  return make_error(ErrorKind::DecryptFailed,
+                    "ciphertext length " + std::to_string(size) + " is not a positive multiple of 16", -40007);
+}
+
+// The WeCom pad length (1..32) of a decrypted buffer, every pad byte checked.
+Result<std::size_t> pad32_length(std::string_view data) {
+  if (data.empty()) return make_error(ErrorKind::DecryptFailed, "empty plaintext", -40007);
+  // WeCom pads to whole 32-byte blocks; AES only guarantees 16. A 48-byte plaintext cannot be
+  // WeCom's, whatever its last bytes say (found by fuzz_decrypt: such input was accepted).
+  if (data.size() % kPadBlock != 0) {
+    return make_error(ErrorKind::DecryptFailed,
+                      "padded length " + std::to_string(data.size()) + " is not a multiple of 32", -40007);
+  }
+  const auto pad = static_cast<unsigned char>(data.back());
+  if (pad < 1 || pad > kPadBlock) {
+    return make_error(ErrorKind::DecryptFailed,
+                      "pad value " + std::to_string(pad) + " outside 1..32 (wrong encodingAESKey?)", -40007);
+  }
+  if (pad > data.size()) {
+    return make_error(ErrorKind::DecryptFailed, "pad longer than plaintext", -40007);
+  }
+  // Every pad byte must carry the pad value; checking only the last byte accepts garbage.
+  unsigned char diff = 0;
+  for (std::size_t i = data.size() - pad; i < data.size(); ++i) {
+    diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(data[i]) ^ pad));
+  }
+  if (diff != 0) {
+    return make_error(ErrorKind::DecryptFailed, "inconsistent padding bytes (wrong encodingAESKey?)", -40007);
+  }
+  return static_cast<std::size_t>(pad);
+}
+
+// Wipes a buffer that held plaintext when it goes out of scope, on every path.
+struct WipeOnExit {
+  std::string& buffer;
+  ~WipeOnExit() { OPENSSL_cleanse(buffer.data(), buffer.size()); }
+};
 
 }  // namespace
 
@@ -118,9 +215,7 @@ std::optional<std::string> decode_base64(std::string_view text, bool strict_pad_
   std::size_t padding = 0;
   if (!text.empty() && text.back() == '=') ++padding;
   if (text.size() >= 2 && text[text.size() - 2] == '=') ++padding;
-  bool alphabet = true;
-  for (std::size_t i = 0; i < text.size() - padding; ++i) alphabet &= is_base64_char(text[i]);
-  if (!alphabet) return std::nullopt;
+  if (!checks::all_in_alphabet(text.substr(0, text.size() - padding), checks::Alphabet::Base64)) return std::nullopt;
   if (text.empty()) return std::string();
   // The bits of the last data character that fall into the padding must be zero; otherwise
   // "...vn5=" and "...vn4=" both decode to the same bytes and the decoder is not the strict,
@@ -150,31 +245,32 @@ std::optional<std::string> decode_base64(std::string_view text, bool strict_pad_
 std::optional<std::string> base64_decode(std::string_view text) { return decode_base64(text, true); }
 
 std::string to_hex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out(bytes.size() * 2, '\0');
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
-    out[2 * i] = kHex[c >> 4];
-    out[2 * i + 1] = kHex[c & 15];
-  }
+  hex_into(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), out.data());
   return out;
 }
 
-std::string md5_hex(std::string_view bytes) { return to_hex(digest(EVP_md5(), {bytes})); }
+std::string md5_hex(std::string_view bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), md, &md_len, EVP_md5(), nullptr) != 1) return {};
+  std::string out(md_len * 2, '\0');
+  hex_into(md, md_len, out.data());
+  return out;
+}
 
 std::string compute_signature(std::string_view token, std::string_view timestamp,
                               std::string_view nonce, std::string_view encrypt) {
-  std::array<std::string_view, 4> parts{token, timestamp, nonce, encrypt};
-  std::sort(parts.begin(), parts.end());
-  return to_hex(digest(sha1(), {parts[0], parts[1], parts[2], parts[3]}));
+  SignatureHex hex{};
+  if (!signature_hex(nullptr, token, timestamp, nonce, encrypt, hex)) return {};
+  return std::string(hex.data(), hex.size());
 }
 
 bool signature_matches(std::string_view signature, std::string_view token,
                        std::string_view timestamp, std::string_view nonce,
                        std::string_view encrypt) {
-  const std::string expected = compute_signature(token, timestamp, nonce, encrypt);
-  if (signature.size() != expected.size()) return false;
-  return CRYPTO_memcmp(signature.data(), expected.data(), expected.size()) == 0;
+  SignatureHex expected{};
+  return signature_hex(nullptr, token, timestamp, nonce, encrypt, expected) && signature_equals(signature, expected);
 }
 
 std::string pad32(std::string_view data) {
@@ -185,32 +281,9 @@ std::string pad32(std::string_view data) {
 }
 
 Result<std::string> unpad32(std::string_view data) {
-  if (data.empty()) return make_error(ErrorKind::DecryptFailed, "empty plaintext", -40007);
-  // WeCom pads to whole 32-byte blocks; AES only guarantees 16. A 48-byte plaintext cannot be
-  // WeCom's, whatever its last bytes say (found by fuzz_decrypt: such input was accepted).
-  if (data.size() % kPadBlock != 0) {
-    return make_error(ErrorKind::DecryptFailed,
-                      "padded length " + std::to_string(data.size()) + " is not a multiple of 32", -40007);
-  }
-  const auto pad = static_cast<unsigned char>(data.back());
-  if (pad < 1 || pad > kPadBlock) {
-    return make_error(ErrorKind::DecryptFailed,
-                      "pad value " + std::to_string(pad) + " outside 1..32 (wrong encodingAESKey?)",
-                      -40007);
-  }
-  if (pad > data.size()) {
-    return make_error(ErrorKind::DecryptFailed, "pad longer than plaintext", -40007);
-  }
-  // Every pad byte must carry the pad value; checking only the last byte accepts garbage.
-  unsigned char diff = 0;
-  for (std::size_t i = data.size() - pad; i < data.size(); ++i) {
-    diff = static_cast<unsigned char>(diff | (static_cast<unsigned char>(data[i]) ^ pad));
-  }
-  if (diff != 0) {
-    return make_error(ErrorKind::DecryptFailed, "inconsistent padding bytes (wrong encodingAESKey?)",
-                      -40007);
-  }
-  return std::string(data.substr(0, data.size() - pad));
+  auto pad = pad32_length(data);
+  if (!pad) return pad.error();
+  return std::string(data.substr(0, data.size() - *pad));
 }
 
 void release_algorithm_cache() {
@@ -229,12 +302,9 @@ Result<AesKey> AesKey::from_encoding_aes_key(std::string_view encoding_aes_key) 
                       "must be 43 characters (got " + std::to_string(encoding_aes_key.size()) + ")",
                       -40004);
   }
-  for (char c : encoding_aes_key) {
-    if (!is_base64_char(c)) {
-      return make_error(ErrorKind::Config,
-                        "contains a character outside the base64 alphabet (A-Z a-z 0-9 + /)",
-                        -40004);
-    }
+  if (!checks::all_in_alphabet(encoding_aes_key, checks::Alphabet::Base64)) {
+    return make_error(ErrorKind::Config, "contains a character outside the base64 alphabet (A-Z a-z 0-9 + /)",
+                      -40004);
   }
   std::string padded(encoding_aes_key);
   padded += '=';
@@ -252,22 +322,17 @@ Result<AesKey> AesKey::from_encoding_aes_key(std::string_view encoding_aes_key) 
 }
 
 Result<std::string> aes_cbc_decrypt_raw(const AesKey& key, std::string_view data) {
-  if (data.empty() || data.size() % 16 != 0) {
-    return make_error(ErrorKind::DecryptFailed,
-                      "ciphertext length " + std::to_string(data.size()) +
-                          " is not a positive multiple of 16",
-                      -40007);
-  }
-  std::string out;
-  if (!aes_cbc(key, data, false, out)) {
+  if (data.empty() || data.size() % 16 != 0) return bad_ciphertext_length(data.size());
+  std::string out(data);
+  if (!aes_cbc_in_place(nullptr, key, false, out)) {
     return make_error(ErrorKind::DecryptFailed, "AES-256-CBC decryption failed", -40007);
   }
   return out;
 }
 
 std::string aes_cbc_encrypt_raw(const AesKey& key, std::string_view data) {
-  std::string out;
-  if (!aes_cbc(key, data, true, out)) return {};
+  std::string out(data);
+  if (!aes_cbc_in_place(nullptr, key, true, out)) return {};
   return out;
 }
 
@@ -275,17 +340,40 @@ bool openssl_random(std::uint8_t* out, std::size_t len) {
   return RAND_bytes(out, static_cast<int>(len)) == 1;
 }
 
+MessageCrypto::MessageCrypto(AesKey key, std::string receive_id)
+    : key_(std::move(key)),
+      receive_id_(std::move(receive_id)),
+      contexts_(std::make_shared<detail::ReusableContexts>()) {}
+
+std::string MessageCrypto::signature(std::string_view token, std::string_view timestamp, std::string_view nonce,
+                                     std::string_view encrypt) const {
+  SignatureHex hex{};
+  if (!signature_hex(&contexts_->sha1, token, timestamp, nonce, encrypt, hex)) return {};
+  return std::string(hex.data(), hex.size());
+}
+
+bool MessageCrypto::signature_matches(std::string_view signature, std::string_view token, std::string_view timestamp,
+                                      std::string_view nonce, std::string_view encrypt) const {
+  SignatureHex expected{};
+  return signature_hex(&contexts_->sha1, token, timestamp, nonce, encrypt, expected) &&
+         signature_equals(signature, expected);
+}
+
 Result<std::string> MessageCrypto::decrypt(std::string_view encrypt_base64) const {
-  auto ciphertext = base64_decode(encrypt_base64);
-  if (!ciphertext) {
+  // One buffer for the whole way: decoded, decrypted in place, checked, and wiped on return.
+  auto decoded = base64_decode(encrypt_base64);
+  if (!decoded) {
     return make_error(ErrorKind::DecryptFailed, "encrypt is not valid base64", -40010);
   }
-  auto padded = aes_cbc_decrypt_raw(key_, *ciphertext);
-  if (!padded) return padded.error();
-  auto plain = unpad32(*padded);
-  OPENSSL_cleanse(padded->data(), padded->size());
-  if (!plain) return plain.error();
-  const std::string& p = *plain;
+  std::string& buffer = *decoded;
+  if (buffer.empty() || buffer.size() % 16 != 0) return bad_ciphertext_length(buffer.size());
+  const WipeOnExit wipe{buffer};
+  if (!aes_cbc_in_place(contexts_.get(), key_, false, buffer)) {
+    return make_error(ErrorKind::DecryptFailed, "AES-256-CBC decryption failed", -40007);
+  }
+  auto pad = pad32_length(buffer);
+  if (!pad) return pad.error();
+  const std::string_view p(buffer.data(), buffer.size() - *pad);
   constexpr std::size_t kHeader = kRandomPrefixBytes + 4;
   if (p.size() < kHeader) {
     return make_error(ErrorKind::DecryptFailed, "plaintext shorter than its 20-byte header", -40008);
@@ -301,7 +389,7 @@ Result<std::string> MessageCrypto::decrypt(std::string_view encrypt_base64) cons
                           std::to_string(p.size() - kHeader) + " bytes that follow",
                       -40008);
   }
-  std::string_view receive_id = std::string_view(p).substr(kHeader + length);
+  const std::string_view receive_id = p.substr(kHeader + length);
   if (receive_id != receive_id_) {
     // The configured value is not secret, but the received one may be a corp id: show lengths.
     return make_error(ErrorKind::ReceiveIdMismatch,
@@ -311,36 +399,44 @@ Result<std::string> MessageCrypto::decrypt(std::string_view encrypt_base64) cons
                           " (intelligent bots use \"\")",
                       -40005);
   }
-  return p.substr(kHeader, length);
+  return std::string(p.substr(kHeader, length));
 }
 
 std::string MessageCrypto::encrypt(
     std::string_view message,
     std::span<const std::uint8_t, kRandomPrefixBytes> random_prefix) const {
-  // Framed and padded in one buffer (what pad32 would return, without a second full-size copy
-  // to build and wipe: with 20 KiB answers the copies were a visible part of a reply).
+  // Framed, padded and encrypted in one buffer (with 20 KiB answers the copies were a visible
+  // part of a reply); what is left in it is ciphertext, wiped only if encryption failed.
   const std::size_t framed = kRandomPrefixBytes + 4 + message.size() + receive_id_.size();
   const std::size_t pad = kPadBlock - framed % kPadBlock;  // 1..32, as pad32
-  std::string padded;
-  padded.reserve(framed + pad);
-  padded.append(reinterpret_cast<const char*>(random_prefix.data()), random_prefix.size());
+  std::string buffer;
+  buffer.reserve(framed + pad);
+  buffer.append(reinterpret_cast<const char*>(random_prefix.data()), random_prefix.size());
   const auto n = static_cast<std::uint32_t>(message.size());
-  padded += static_cast<char>((n >> 24) & 0xff);
-  padded += static_cast<char>((n >> 16) & 0xff);
-  padded += static_cast<char>((n >> 8) & 0xff);
-  padded += static_cast<char>(n & 0xff);
-  padded.append(message);
-  padded.append(receive_id_);
-  padded.append(pad, static_cast<char>(pad));
-  std::string encrypted = aes_cbc_encrypt_raw(key_, padded);
-  OPENSSL_cleanse(padded.data(), padded.size());
-  return base64_encode(encrypted);
+  buffer += static_cast<char>((n >> 24) & 0xff);
+  buffer += static_cast<char>((n >> 16) & 0xff);
+  buffer += static_cast<char>((n >> 8) & 0xff);
+  buffer += static_cast<char>(n & 0xff);
+  buffer.append(message);
+  buffer.append(receive_id_);
+  buffer.append(pad, static_cast<char>(pad));
+  if (!aes_cbc_in_place(contexts_.get(), key_, true, buffer)) {
+    OPENSSL_cleanse(buffer.data(), buffer.size());
+    return {};
+  }
+  return base64_encode(buffer);
 }
 
 Result<std::string> MessageCrypto::decrypt_media(std::string_view ciphertext) const {
-  auto padded = aes_cbc_decrypt_raw(key_, ciphertext);
-  if (!padded) return padded.error();
-  return unpad32(*padded);
+  if (ciphertext.empty() || ciphertext.size() % 16 != 0) return bad_ciphertext_length(ciphertext.size());
+  std::string buffer(ciphertext);
+  if (!aes_cbc_in_place(contexts_.get(), key_, false, buffer)) {
+    return make_error(ErrorKind::DecryptFailed, "AES-256-CBC decryption failed", -40007);
+  }
+  auto pad = pad32_length(buffer);
+  if (!pad) return pad.error();
+  buffer.resize(buffer.size() - *pad);
+  return buffer;
 }
 
 }  // namespace cwc::crypto

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -72,11 +73,16 @@ void release_algorithm_cache();
 using RandomSource = std::function<bool(std::uint8_t* out, std::size_t len)>;
 bool openssl_random(std::uint8_t* out, std::size_t len);
 
-// The message crypto of one account: key + expected receiveId.
+namespace detail {
+class ReusableContexts;
+}
+
+// The message crypto of one account: key + expected receiveId. Thread-safe; copies share one
+// set of reusable OpenSSL contexts (creating, keying and freeing a context per operation was a
+// tenth of a whole stream refresh).
 class MessageCrypto {
  public:
-  MessageCrypto(AesKey key, std::string receive_id)
-      : key_(std::move(key)), receive_id_(std::move(receive_id)) {}
+  MessageCrypto(AesKey key, std::string receive_id);
 
   // base64 → AES → unpad32 → strip random16 → read length → check receiveId.
   // Errors: DecryptFailed (with the stage and an SDK code) or ReceiveIdMismatch.
@@ -90,12 +96,19 @@ class MessageCrypto {
   // no framing.
   Result<std::string> decrypt_media(std::string_view ciphertext) const;
 
+  // compute_signature / signature_matches above, with this object's reusable SHA-1 contexts.
+  std::string signature(std::string_view token, std::string_view timestamp, std::string_view nonce,
+                        std::string_view encrypt) const;
+  bool signature_matches(std::string_view signature, std::string_view token, std::string_view timestamp,
+                         std::string_view nonce, std::string_view encrypt) const;
+
   const AesKey& key() const { return key_; }
   const std::string& receive_id() const { return receive_id_; }
 
  private:
   AesKey key_;
   std::string receive_id_;
+  std::shared_ptr<detail::ReusableContexts> contexts_;
 };
 
 }  // namespace cwc::crypto

@@ -58,29 +58,6 @@ bool has_markup_declaration(std::string_view text) {
   return false;
 }
 
-// Byte classes for the fast paths below: a table lookup per byte instead of a chain of range
-// compares (these loops run over every ciphertext, ~700 bytes per request, in both directions).
-constexpr std::uint8_t kBase64Char = 1;  // A-Z a-z 0-9 + /
-constexpr std::uint8_t kPadChar = 2;     // =
-constexpr std::uint8_t kUrlSafe = 4;     // - _ .
-constexpr std::array<std::uint8_t, 256> kByteClass = [] {
-  std::array<std::uint8_t, 256> t{};
-  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = kBase64Char;
-  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = kBase64Char;
-  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = kBase64Char;
-  t['+'] = t['/'] = kBase64Char;
-  t['='] = kPadChar;
-  t['-'] = t['_'] = t['.'] = kUrlSafe;
-  return t;
-}();
-
-// True when every byte of `text` is in one of the `classes`.
-bool all_in(std::string_view text, std::uint8_t classes) {
-  std::uint8_t miss = 0;
-  for (char c : text) miss |= static_cast<std::uint8_t>((kByteClass[static_cast<unsigned char>(c)] & classes) == 0);
-  return miss == 0;
-}
-
 std::string xml_text(const pugi::xml_node& node) {
   // child_value() covers both PCDATA and CDATA children.
   return node.child_value();
@@ -126,6 +103,7 @@ std::string percent_encode(std::string_view text) {
 
 Result<std::vector<QueryParam>> parse_query(std::string_view query) {
   std::vector<QueryParam> params;
+  params.reserve(static_cast<std::size_t>(std::count(query.begin(), query.end(), '&')) + 1);
   std::size_t pos = 0;
   while (pos <= query.size()) {
     std::size_t amp = query.find('&', pos);
@@ -207,7 +185,7 @@ std::optional<std::string_view> match_plain_json_envelope(std::string_view text)
     return std::nullopt;
   }
   std::string_view value = text.substr(kPrefix.size(), text.size() - kPrefix.size() - kSuffix.size());
-  if (!all_in(value, kBase64Char | kPadChar)) return std::nullopt;
+  if (!checks::all_in_alphabet(value, checks::Alphabet::Base64Padded)) return std::nullopt;
   return value;
 }
 
@@ -257,7 +235,7 @@ std::string build_reply_envelope(Format format, std::string_view encrypt, std::s
     // too): such strings are their own JSON encoding, and copying them skips the serializer's
     // per-character escaping of a ciphertext of up to ~27 KB. Anything else goes through nlohmann.
     auto append_string = [](std::string& out, std::string_view value) {
-      if (all_in(value, kBase64Char | kPadChar | kUrlSafe)) {
+      if (checks::all_in_alphabet(value, checks::Alphabet::Base64PaddedUrlSafe)) {
         out += '"';
         out.append(value);
         out += '"';

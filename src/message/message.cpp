@@ -121,7 +121,8 @@ Result<Message> parse_xml_message(std::string_view plaintext) {
 // field bounded, and every string valid UTF-8. (JSON text is UTF-8-checked as a whole before
 // parsing; XML character references such as &#xD800; can still decode to invalid UTF-8, and the
 // host is promised UTF-8 strings, so the fields are checked again here.)
-Result<Message> check_model(Message msg) {
+// Checked in place: the model is large (a dozen strings) and moving it is not free.
+std::optional<Error> check_model(const Message& msg) {
   if (msg.from_userid.empty() && msg.type != MsgType::StreamRefresh) return bad("missing from.userid");
   if (msg.is_user_message() && msg.msgid.empty()) return bad("missing msgid");
   constexpr std::size_t kUnbounded = std::string::npos;  // text: bounded by the body cap only
@@ -142,7 +143,7 @@ Result<Message> check_model(Message msg) {
     if (item.url.size() > kMaxUrlBytes) return bad(item.kind + " url is too long");
     if (!checks::is_valid_utf8(item.url)) return bad(item.kind + " url is not valid UTF-8");
   }
-  return msg;
+  return std::nullopt;
 }
 
 // Most messages take the single-pass reader; anything it does not cover, including every
@@ -298,7 +299,8 @@ Result<Message> parse_message(std::string_view plaintext) {
   }
   auto msg = plaintext[i] == '<' ? parse_xml_message(plaintext.substr(i)) : parse_json_message(plaintext.substr(i));
   if (!msg) return msg;
-  return check_model(std::move(*msg));
+  if (auto error = check_model(*msg)) return *error;
+  return msg;
 }
 
 namespace {

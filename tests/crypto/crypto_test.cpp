@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "support/test_data.h"
@@ -89,6 +92,67 @@ TEST(MessageCryptoTest, BotVectorsEncryptByteForByteAndDecryptBack) {
                                 v["nonce"].get<std::string>(), encrypt),
               v[sig_key].get<std::string>());
   }
+}
+
+// The AES and SHA-1 contexts are reused from one message to the next: every message must still
+// start from the key's IV (CBC chains blocks, so a leftover IV changes every byte) and a fresh
+// digest, and a failed decrypt must not leave anything behind for the next one.
+TEST(MessageCryptoTest, ReusedContextsGiveTheVectorsEveryTime) {
+  auto v = vector_named("bot-stream-reply");
+  auto crypto = crypto_for(v);
+  const MessageCrypto copy = crypto;  // copies share the reusable contexts
+  const std::string expected = v["encrypt"].get<std::string>();
+  const std::string sig_key = v.contains("msg_signature") ? "msg_signature" : "msgsignature";
+  for (int round = 0; round < 5; ++round) {
+    SCOPED_TRACE(round);
+    const MessageCrypto& which = round % 2 ? copy : crypto;
+    EXPECT_EQ(which.encrypt(v["plaintext"].get<std::string>(), random_of(v)), expected);
+    auto plain = which.decrypt(expected);
+    ASSERT_TRUE(plain.ok()) << plain.error().describe();
+    EXPECT_EQ(*plain, v["plaintext"].get<std::string>());
+    const std::string signature =
+        which.signature(v["token"].get<std::string>(), v["timestamp"].get<std::string>(), v["nonce"].get<std::string>(), expected);
+    EXPECT_EQ(signature, v[sig_key].get<std::string>());
+    EXPECT_TRUE(which.signature_matches(signature, v["token"].get<std::string>(), v["timestamp"].get<std::string>(),
+                                        v["nonce"].get<std::string>(), expected));
+    EXPECT_FALSE(which.signature_matches(std::string(40, '0'), v["token"].get<std::string>(),
+                                         v["timestamp"].get<std::string>(), v["nonce"].get<std::string>(), expected));
+    // Bad padding (the last block replaced) in between: an error, and the next round is unaffected.
+    std::string corrupt = *base64_decode(expected);
+    for (std::size_t i = corrupt.size() - 16; i < corrupt.size(); ++i) corrupt[i] = static_cast<char>(i * 7 + round);
+    EXPECT_FALSE(which.decrypt(base64_encode(corrupt)).ok());
+    EXPECT_FALSE(which.decrypt_media(corrupt.substr(0, 40)).ok());  // not whole blocks
+  }
+}
+
+// More threads than reusable contexts (8 per key): borrowed, overflowing and given-back contexts
+// all give correct, independent results. TSan runs this (scripts/test.sh).
+TEST(MessageCryptoThreads, ManyThreadsSharingOneKeyGetCorrectIndependentResults) {
+  auto v = vector_named("bot-text-single");
+  const auto crypto = crypto_for(v);
+  constexpr int kThreads = 12;
+  constexpr int kRounds = 200;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const MessageCrypto mine = crypto;  // half the threads use a copy: same contexts
+      const MessageCrypto& use = t % 2 ? mine : crypto;
+      std::array<std::uint8_t, 16> prefix{};
+      for (int i = 0; i < kRounds; ++i) {
+        prefix[0] = static_cast<std::uint8_t>(t);
+        prefix[1] = static_cast<std::uint8_t>(i);
+        const std::string message = "thread " + std::to_string(t) + " message " + std::to_string(i) + std::string(i % 50, 'x');
+        const std::string sealed = use.encrypt(message, prefix);
+        auto opened = use.decrypt(sealed);
+        if (!opened || *opened != message) ++failures;
+        const std::string sig = use.signature("token", std::to_string(i), "nonce", sealed);
+        if (sig != compute_signature("token", std::to_string(i), "nonce", sealed)) ++failures;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 TEST(MessageCryptoTest, BotVectorPadLengthsMatch) {

@@ -1,0 +1,50 @@
+#include "common/text_checks.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace cwc::checks {
+namespace {
+
+// The byte-at-a-time definition the vectorised check must agree with.
+bool reference_in(unsigned char c, Alphabet alphabet) {
+  const bool base64 = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+  if (base64) return true;
+  if (alphabet != Alphabet::Base64 && c == '=') return true;
+  return alphabet == Alphabet::Base64PaddedUrlSafe && (c == '-' || c == '_' || c == '.');
+}
+
+// Every byte value at every offset of strings 0..40 long (covering the 16-byte SIMD blocks,
+// the 8-byte words and the padded tail of each), in each alphabet.
+TEST(AllInAlphabet, AgreesWithTheByteDefinitionForEveryByteAtEveryOffset) {
+  for (const Alphabet alphabet : {Alphabet::Base64, Alphabet::Base64Padded, Alphabet::Base64PaddedUrlSafe}) {
+    for (std::size_t len = 0; len <= 40; ++len) {
+      const std::string clean(len, 'Q');
+      ASSERT_TRUE(all_in_alphabet(clean, alphabet)) << len;
+      for (std::size_t at = 0; at < len; ++at) {
+        for (int byte = 0; byte < 256; ++byte) {
+          std::string text = clean;
+          text[at] = static_cast<char>(byte);
+          ASSERT_EQ(all_in_alphabet(text, alphabet), reference_in(static_cast<unsigned char>(byte), alphabet))
+              << "alphabet " << static_cast<int>(alphabet) << " len " << len << " offset " << at << " byte " << byte;
+        }
+      }
+    }
+  }
+}
+
+TEST(AllInAlphabet, RealCiphertextShapes) {
+  const std::string ciphertext = "kM4wFPY5ozW4vXqLwKDTzr6ae3fy8IJa3KWfWvvRyOnUtdRWGjEovPmDXRvDqk2LXVtt8lj5jQjMZx5BbcsHoA==";
+  EXPECT_TRUE(all_in_alphabet(ciphertext, Alphabet::Base64Padded));
+  EXPECT_FALSE(all_in_alphabet(ciphertext, Alphabet::Base64));  // the padding
+  EXPECT_TRUE(all_in_alphabet(ciphertext.substr(0, ciphertext.size() - 2), Alphabet::Base64));
+  EXPECT_FALSE(all_in_alphabet(ciphertext + "\"", Alphabet::Base64PaddedUrlSafe));
+  EXPECT_FALSE(all_in_alphabet("abc\\u0041", Alphabet::Base64PaddedUrlSafe));
+  EXPECT_TRUE(all_in_alphabet("nonce-1_2.3", Alphabet::Base64PaddedUrlSafe));
+  EXPECT_FALSE(all_in_alphabet("nonce-1_2.3", Alphabet::Base64Padded));
+  EXPECT_FALSE(all_in_alphabet("\xE4\xBD\xA0\xE5\xA5\xBD", Alphabet::Base64PaddedUrlSafe));
+}
+
+}  // namespace
+}  // namespace cwc::checks
