@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <array>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -14,6 +15,8 @@
 #include "clawdbot_wecom/clawdbot_wecom.h"
 #include "core/instance.h"
 #include "crypto/crypto.h"
+
+#include <openssl/crypto.h>
 
 #ifndef CWC_PLUGIN_VERSION
 #define CWC_PLUGIN_VERSION "0.0.0"
@@ -95,7 +98,7 @@ class HostAdapter final : public cwc::core::Host {
 
   bool random(std::uint8_t* out, std::size_t len) override {
     if (api_.callback_random) return api_.callback_random(api_.host_ctx, out, len) == 0;
-    return cwc::crypto::openssl_random(out, len);
+    return random_.fill(out, len);
   }
 
   cwc::Result<std::optional<std::string>> store_get(std::string_view ns, std::string_view key) override {
@@ -161,8 +164,42 @@ class HostAdapter final : public cwc::core::Host {
   // Whether the host's table reaches the pointer at `offset` (an ABI 1.1+ field).
   bool has(size_t offset) const { return host_size_ >= offset + sizeof(void*); }
 
+  // RAND_bytes, drawn in batches. Every request takes 16 random bytes (the reply's random prefix),
+  // and each RAND_bytes call costs a DRBG lock plus a getpid() system call (OpenSSL's fork
+  // check): a syscall per request, seen in the gateway's profile. One call per 4 KiB instead.
+  // The batch lives in this instance only and is wiped with it; a process that forks without
+  // exec while an instance is live would share the rest of a batch (no host of ours does).
+  class BatchedRandom {
+   public:
+    BatchedRandom() = default;
+    BatchedRandom(const BatchedRandom&) = delete;
+    BatchedRandom& operator=(const BatchedRandom&) = delete;
+    ~BatchedRandom() { OPENSSL_cleanse(batch_.data(), batch_.size()); }
+
+    bool fill(std::uint8_t* out, std::size_t len) {
+      if (len > batch_.size() / 4) return cwc::crypto::openssl_random(out, len);
+      std::lock_guard lock(mutex_);
+      if (batch_.size() - used_ < len) {
+        if (!cwc::crypto::openssl_random(batch_.data(), batch_.size())) return false;
+        used_ = 0;
+      }
+      std::memcpy(out, batch_.data() + used_, len);
+      // Handed out once: wiped so the bytes leave no copy behind here.
+      OPENSSL_cleanse(batch_.data() + used_, len);
+      used_ += len;
+      return true;
+    }
+
+   private:
+    static constexpr std::size_t kBatchBytes = 4096;
+    std::mutex mutex_;
+    std::array<std::uint8_t, kBatchBytes> batch_{};
+    std::size_t used_ = kBatchBytes;  // empty: the first call fills it
+  };
+
   cwc_host_api api_;
   size_t host_size_;
+  BatchedRandom random_;
   std::mutex memory_store_mutex_;
   std::map<std::string, std::string> memory_store_;
 };

@@ -10,12 +10,14 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "clawdbot_wecom/clawdbot_wecom.h"
 #include "crypto/crypto.h"
+#include "envelope/envelope.h"
 #include "support/wecom_requests.h"
 
 namespace {
@@ -112,6 +114,12 @@ class AbiTest : public ::testing::Test {
 
   // POSTs a signed callback and returns (status, decrypted reply).
   std::pair<int, std::string> post(const std::string& plaintext) {
+    auto [status, body] = post_raw(plaintext);
+    return {status, status == 200 && !body.empty() ? peer_.open_reply(body, "8427661") : body};
+  }
+
+  // POSTs a signed callback and returns (status, the response body as sent).
+  std::pair<int, std::string> post_raw(const std::string& plaintext) {
     auto req = peer_.callback(plaintext);
     cwc_http_request r{};
     r.struct_size = sizeof(r);
@@ -127,7 +135,7 @@ class AbiTest : public ::testing::Test {
     std::string body(res.body.ptr ? res.body.ptr : "", res.body.len);
     api_.on_buffer_free(&res.body);
     EXPECT_EQ(res.body.ptr, nullptr);
-    return {res.status, res.status == 200 && !body.empty() ? peer_.open_reply(body, "8427661") : body};
+    return {res.status, body};
   }
 
   void* handle_ = nullptr;
@@ -226,6 +234,29 @@ TEST_F(AbiTest, FullStreamFlowThroughTheAbi) {
       post(R"({"msgid":"r1","from":{"userid":"u1"},"msgtype":"stream","stream":{"id":")" + id + "\"}}");
   EXPECT_EQ(st2, 200);
   EXPECT_NE(refresh.find("\"finish\":true,\"content\":\"echo: hi\""), std::string::npos) << refresh;
+}
+
+// Without callback_random the library draws RAND_bytes in 4 KiB batches. Every reply must still
+// carry its own random prefix, also across refills (600 replies of 16 bytes span three batches).
+TEST_F(AbiTest, RepliesWithoutAHostRandomEachGetFreshRandomBytes) {
+  create(config());
+  ASSERT_EQ(post(R"({"msgid":"m1","from":{"userid":"u1"},"msgtype":"text","text":{"content":"hi"}})").first, 200);
+  ASSERT_EQ(host_.dispatches.load(), 1);
+  const std::string refresh =
+      R"({"msgid":"r1","from":{"userid":"u1"},"msgtype":"stream","stream":{"id":")" + host_.stream_ids[0] + "\"}}";
+  const auto key = *cwc::crypto::AesKey::from_encoding_aes_key(cwc::testing::kAesKey);
+  std::set<std::string> prefixes;
+  for (int i = 0; i < 600; ++i) {
+    auto [status, body] = post_raw(refresh);
+    ASSERT_EQ(status, 200) << body;
+    auto envelope = cwc::envelope::parse_reply_envelope(body);
+    ASSERT_TRUE(envelope.ok());
+    auto plain = cwc::crypto::aes_cbc_decrypt_raw(key, *cwc::crypto::base64_decode(envelope->encrypt));
+    ASSERT_TRUE(plain.ok());
+    prefixes.insert(plain->substr(0, cwc::crypto::kRandomPrefixBytes));
+  }
+  EXPECT_EQ(prefixes.size(), 600u);
+  EXPECT_EQ(prefixes.count(std::string(cwc::crypto::kRandomPrefixBytes, '\0')), 0u);
 }
 
 TEST_F(AbiTest, RoutesStatusProbeSendTextTick) {
