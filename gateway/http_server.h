@@ -129,6 +129,11 @@ class KeepAliveServer : public httplib::Server {
     }
 
     ssize_t read(char* ptr, std::size_t size) override {
+      // httplib reads the request line and headers one byte per call.
+      if (size == 1 && in_off_ < in_len_) {
+        *ptr = in_[in_off_++];
+        return 1;
+      }
       if (in_off_ >= in_len_) {
         // On a loop thread the whole request was checked to be here: wanting more means the
         // framing check and httplib disagree, and failing the request beats stalling a loop.

@@ -390,8 +390,9 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
   const auto cores = static_cast<std::ptrdiff_t>(std::max(1u, std::thread::hardware_concurrency()));
   std::counting_semaphore<1024> cpu_slots(std::min<std::ptrdiff_t>(cores, 1024));
   auto webhook = [&](const httplib::Request& req, httplib::Response& res) {
-    const std::size_t q = req.target.find('?');
-    const std::string query = q == std::string::npos ? "" : req.target.substr(q + 1);
+    const std::string_view target(req.target);
+    const std::size_t q = target.find('?');
+    const std::string_view query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
     auto answer = [&] {
       cpu_slots.acquire();
       // Released on every path: a throwing call must not leak a slot (each leak costs a core).
@@ -403,7 +404,9 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
                             req.remote_addr);
     }();
     res.status = answer.status;
-    res.set_content(answer.body, answer.content_type.empty() ? "text/plain; charset=utf-8" : answer.content_type);
+    // What set_content does, without copying the body once more.
+    res.body = std::move(answer.body);
+    res.set_header("Content-Type", answer.content_type.empty() ? "text/plain; charset=utf-8" : answer.content_type);
   };
   auto routes = json::parse(plugin->routes_json());
   for (const auto& route : routes) {
