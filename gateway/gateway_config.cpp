@@ -52,6 +52,7 @@ GatewayConfig parse_gateway_config(const std::string& text) {
     read_int(*gw, "port", "gateway", config.port, 0, 65535);
     read(*gw, "bind", "gateway", config.bind);
     read_int(*gw, "threads", "gateway", config.threads, 2, 1024);
+    read_int(*gw, "eventLoops", "gateway", config.event_loops, 0, 256);
     read_int(*gw, "shutdownGraceMs", "gateway", config.shutdown_grace_ms, 0, 600000);
     read(*gw, "stateDir", "gateway", config.state_dir);
   }

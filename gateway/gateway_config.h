@@ -1,5 +1,5 @@
 // The reference gateway's configuration file: Clawdbot-shaped JSON with comments allowed.
-//   gateway.{port, bind, threads, shutdownGraceMs, stateDir}, channels.wecom (passed to the
+//   gateway.{port, bind, threads, eventLoops, shutdownGraceMs, stateDir}, channels.wecom (passed to the
 //   plugin verbatim), agent.{kind, echo, openai}, logging.{level, file}
 #pragma once
 
@@ -34,6 +34,7 @@ struct GatewayConfig {
   int port = 18789;
   std::string bind = "127.0.0.1";
   int threads = 64;
+  int event_loops = 0;           // 0: three per core (KeepAliveServer)
   int shutdown_grace_ms = 3000;
   std::string state_dir;        // default: $HOME/.clawdbot-wecom
   std::string agent_kind = "echo";

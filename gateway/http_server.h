@@ -8,10 +8,10 @@
 //    one recv per request, addresses read once per connection, the whole response in one send.
 //  - Sleeping per request. With a thread per connection, every request costs a context switch
 //    (the thread sleeps in recv until the peer's next request), and on a VM that was a quarter
-//    of the gateway's CPU. Here connections between requests sit in one epoll set, and as many
-//    event-loop threads as cores take the ready ones: a request that has fully arrived is
-//    answered on the loop thread itself (its parse, routing and plugin call are a few µs), so a
-//    busy loop goes from one ready connection to the next without sleeping.
+//    of the gateway's CPU. Here connections between requests sit in one epoll set, and
+//    event-loop threads (three per core, kLoopsPerCore) take the ready ones: a request that has
+//    fully arrived is answered on the loop thread itself (its parse, routing and plugin call are
+//    a few µs), so a busy loop goes from one ready connection to the next without sleeping.
 //  - Anything that could block a loop goes to the `threads` workers instead, which serve it the
 //    blocking way (httplib reading from the socket with its timeouts) and then put the connection
 //    back: a request not yet fully arrived, `Expect: 100-continue`, chunked bodies, bodies over
@@ -53,12 +53,12 @@ class KeepAliveServer : public httplib::Server {
  public:
   // `threads`: workers for requests that may block (above); `linger`: how long such a worker
   // waits for the next request on its connection before handing it back to the event loops;
-  // `loops`: event-loop threads (0: one per core).
+  // `loops`: event-loop threads (0: kLoopsPerCore per core).
   KeepAliveServer(std::size_t threads, std::chrono::milliseconds linger, std::size_t loops = 0)
       : threads_(std::max<std::size_t>(1, threads)), linger_(linger) {
     new_task_queue = [this] { return new Pool(*this, threads_); };
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-    if (loops == 0) loops = std::max(1u, std::thread::hardware_concurrency());
+    if (loops == 0) loops = kLoopsPerCore * std::max(1u, std::thread::hardware_concurrency());
     for (std::size_t i = 0; i < loops; ++i) loops_.emplace_back([this] { event_loop(); });
   }
 
@@ -85,6 +85,16 @@ class KeepAliveServer : public httplib::Server {
   }
 
   std::size_t loop_count() const { return loops_.size(); }
+
+  // More loops than cores, measured (docs/performance.md, bench/http_refresh.sh on 2 cores
+  // shared with wrk): answering a request wakes the peer that waits for it, and the woken
+  // peer preempts the loop on its way back from send() (two thirds of the loops' context
+  // switches were exactly that). With one loop per core, the ready connections wait for that
+  // loop; with three per core another loop takes them: 0.56 -> 0.22 context switches and
+  // ~52 -> ~40 µs of gateway CPU per request, +27 to +64 % requests/s over four alternating
+  // rounds, p99 equal or lower. Four per core was as fast, six slower again. Idle loops only
+  // sleep in epoll_wait.
+  static constexpr std::size_t kLoopsPerCore = 3;
 
   // Requests answered on an event-loop thread and on a worker, for tests and the bench notes.
   std::uint64_t served_inline() const { return served_inline_.load(std::memory_order_relaxed); }

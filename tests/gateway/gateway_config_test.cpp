@@ -116,6 +116,9 @@ TEST(GatewayConfig, RangeLimitsAreInclusive) {
   EXPECT_EQ(parse_gateway_config(with_wecom(R"("gateway":{"port":65535})")).port, 65535);
   EXPECT_EQ(parse_gateway_config(with_wecom(R"("gateway":{"threads":2})")).threads, 2);
   EXPECT_EQ(parse_gateway_config(with_wecom(R"("gateway":{"threads":1024})")).threads, 1024);
+  EXPECT_EQ(parse_gateway_config(with_wecom("")).event_loops, 0);  // 0: three per core
+  EXPECT_EQ(parse_gateway_config(with_wecom(R"("gateway":{"eventLoops":1})")).event_loops, 1);
+  EXPECT_EQ(parse_gateway_config(with_wecom(R"("gateway":{"eventLoops":256})")).event_loops, 256);
   EXPECT_EQ(parse_gateway_config(with_wecom(R"("agent":{"concurrency":1})")).agent_concurrency, 1);
   EXPECT_EQ(parse_gateway_config(with_wecom(R"("agent":{"openai":{"maxHistory":0}})")).openai.max_history, 0);
 }
@@ -151,6 +154,8 @@ TEST(GatewayConfig, OutOfRangeNumbers) {
   EXPECT_EQ(error_of(with_wecom(R"("gateway":{"port":-1})")), "gateway.port must be between 0 and 65535");
   EXPECT_EQ(error_of(with_wecom(R"("gateway":{"port":99999999999})")), "gateway.port must be between 0 and 65535");
   EXPECT_EQ(error_of(with_wecom(R"("gateway":{"threads":1})")), "gateway.threads must be between 2 and 1024");
+  EXPECT_EQ(error_of(with_wecom(R"("gateway":{"eventLoops":257})")), "gateway.eventLoops must be between 0 and 256");
+  EXPECT_EQ(error_of(with_wecom(R"("gateway":{"eventLoops":-1})")), "gateway.eventLoops must be between 0 and 256");
   EXPECT_EQ(error_of(with_wecom(R"("gateway":{"shutdownGraceMs":600001})")),
             "gateway.shutdownGraceMs must be between 0 and 600000");
   EXPECT_EQ(error_of(with_wecom(R"("agent":{"concurrency":0})")), "agent.concurrency must be between 1 and 256");

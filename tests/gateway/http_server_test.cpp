@@ -176,9 +176,9 @@ class GatewayHttpServer : public ::testing::Test {
   std::size_t keep_alive_max_count_ = 1000;
 };
 
-TEST_F(GatewayHttpServer, RunsOneEventLoopPerCoreByDefault) {
+TEST_F(GatewayHttpServer, RunsThreeEventLoopsPerCoreByDefault) {
   start();
-  EXPECT_EQ(server_->loop_count(), std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(server_->loop_count(), KeepAliveServer::kLoopsPerCore * std::max(1u, std::thread::hardware_concurrency()));
 }
 
 TEST_F(GatewayHttpServer, PipelinedRequestsAreAnsweredInOrderOnTheEventLoop) {
