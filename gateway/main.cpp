@@ -373,7 +373,7 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
   // bound such requests in progress, not open connections. Idle keep-alive connections are
   // closed after 5 s.
   const auto threads = static_cast<std::size_t>(config.threads);
-  KeepAliveServer server(threads, std::chrono::milliseconds(50));
+  KeepAliveServer server(threads, std::chrono::milliseconds(50), static_cast<std::size_t>(config.event_loops));
   // Headers and body leave in separate writes; without TCP_NODELAY, Nagle's algorithm and the
   // peer's delayed ACK add ~40 ms to every answer (measured: 352 req/s at 44 ms p50 with wrk).
   server.set_tcp_nodelay(true);
