@@ -367,8 +367,9 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
 
   // httplib parses, routes and answers; KeepAliveServer (http_server.h) owns the connections:
   // one recv and one send per request instead of httplib 0.11's ~12 syscalls; connections wait
-  // for their next request in one epoll set, and one event loop per core answers every request
-  // that has fully arrived without a context switch. What could block (a request still
+  // for their next request in one epoll set, and the event loops (gateway.eventLoops, three
+  // per core by default) answer every request that has fully arrived without handing it to
+  // another thread. What could block (a request still
   // arriving, 100-continue, chunked, a slow reader) goes to the `threads` workers, so they
   // bound such requests in progress, not open connections. Idle keep-alive connections are
   // closed after 5 s.

@@ -6,8 +6,6 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
-#include <array>
-#include <cstdint>
 #include <cctype>
 
 namespace cwc::envelope {
