@@ -56,7 +56,8 @@ inline Error make_error(ErrorKind kind, std::string detail, int wecom_code = 0) 
 template <class T>
 class Result {
  public:
-  Result(T value) : state_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
+  Result(T&& value) : state_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
+  Result(const T& value) : state_(value) {}              // NOLINT(google-explicit-constructor)
   Result(Error error) : state_(std::move(error)) {}      // NOLINT(google-explicit-constructor)
 
   bool ok() const { return state_.index() == 0; }

@@ -76,6 +76,36 @@ bool all_in_alphabet(std::string_view s, Alphabet alphabet) {
   return word_in_alphabet(word, alphabet);
 }
 
+std::size_t find_json_special(std::string_view s, std::size_t pos) {
+  std::size_t i = pos;
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"');
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i below_space = _mm_set1_epi8(0x1f);
+  for (; i < s.size() && s.size() - i >= 16; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+    const __m128i special = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                         _mm_cmpeq_epi8(_mm_min_epu8(v, below_space), v));
+    if (const int mask = _mm_movemask_epi8(special); mask != 0) return i + static_cast<unsigned>(__builtin_ctz(mask));
+  }
+#else
+  // Eight bytes per step: (w - 0x20..) & ~w has a high bit set in some byte exactly when a byte
+  // is below 0x20 (bytes >= 0x80 never count), and (y - 0x01..) & ~y when a byte of y is zero.
+  for (; i < s.size() && s.size() - i >= 8; i += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, sizeof w);
+    const std::uint64_t q = w ^ (kOnes * '"');
+    const std::uint64_t b = w ^ (kOnes * '\\');
+    if ((((w - kOnes * 0x20) & ~w) | ((q - kOnes) & ~q) | ((b - kOnes) & ~b)) & kHigh) break;
+  }
+#endif
+  for (; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == '"' || c == '\\') return i;
+  }
+  return std::string_view::npos;
+}
+
 std::size_t invalid_utf8_offset(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {

@@ -6,8 +6,9 @@
 // stay the full parser's.
 #include "message/message_fast_path.h"
 
-#include <cstdint>
 #include <string>
+
+#include "common/text_checks.h"
 
 namespace cwc::message::detail {
 namespace {
@@ -16,66 +17,56 @@ namespace {
 // nest two or three levels); deeper ones go to the full parser and its depth limit.
 constexpr int kMaxSkipDepth = 8;
 
+// A JSON string as it stands in the text, between its quotes: nothing is copied while reading,
+// and only the fields the model keeps are decoded, once, into their final place.
+struct RawString {
+  std::string_view text;
+  bool escaped = false;  // holds one of the simple backslash escapes (never \u: see read_string)
+};
+
 // Reads the subset: objects, strings without \u escapes, JSON whitespace. Every read_* returns
 // false when the text leaves the subset (or is not JSON at all).
 class SubsetReader {
  public:
-  explicit SubsetReader(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+  explicit SubsetReader(std::string_view text) : text_(text) {}
 
   bool at_end() {
     skip_blank();
-    return p_ == end_;
+    return pos_ == text_.size();
   }
 
-  // A string into `out` (nullptr: validate and skip it).
-  bool read_string(std::string* out) {
+  bool read_string(RawString& out) {
     if (!consume('"')) return false;
-    if (out != nullptr) out->clear();
-    const char* run = p_;  // start of the bytes not yet copied
-    while (p_ < end_) {
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c == '"') {
-        if (out != nullptr) out->append(run, p_);
-        ++p_;
-        return true;
-      }
-      if (c < 0x20) return false;  // JSON forbids raw control characters in strings
-      if (c != '\\') {
-        ++p_;
-        continue;
-      }
-      if (end_ - p_ < 2) return false;
-      char decoded = 0;
-      switch (p_[1]) {
-        case '"': decoded = '"'; break;
-        case '\\': decoded = '\\'; break;
-        case '/': decoded = '/'; break;
-        case 'b': decoded = '\b'; break;
-        case 'f': decoded = '\f'; break;
-        case 'n': decoded = '\n'; break;
-        case 'r': decoded = '\r'; break;
-        case 't': decoded = '\t'; break;
+    const std::size_t start = pos_;
+    out.escaped = false;
+    for (;;) {
+      pos_ = checks::find_json_special(text_, pos_);
+      if (pos_ == std::string_view::npos) return false;  // unterminated
+      const char c = text_[pos_];
+      if (c == '"') break;
+      if (c != '\\' || pos_ + 1 == text_.size()) return false;  // raw control byte, or a cut escape
+      switch (text_[pos_ + 1]) {
+        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': break;
         default: return false;  // \u (surrogate rules) and invalid escapes: the full parser's job
       }
-      if (out != nullptr) {
-        out->append(run, p_);
-        *out += decoded;
-      }
-      p_ += 2;
-      run = p_;
+      out.escaped = true;
+      pos_ += 2;
     }
-    return false;  // unterminated
+    out.text = text_.substr(start, pos_ - start);
+    ++pos_;
+    return true;
   }
 
   // {"key": value, ...}: on_member(key) is called with the reader at the value, must consume
-  // it, and returns false to give up.
+  // it, and returns false to give up. Keys are compared as they stand: an escaped key (WeCom
+  // sends none) gives up.
   template <typename OnMember>
   bool read_object(OnMember&& on_member) {
     if (!consume('{')) return false;
     if (consume('}')) return true;
-    std::string key;
+    RawString key;
     do {
-      if (!read_string(&key) || !consume(':') || !on_member(key)) return false;
+      if (!read_string(key) || key.escaped || !consume(':') || !on_member(key.text)) return false;
     } while (consume(','));
     return consume('}');
   }
@@ -83,63 +74,92 @@ class SubsetReader {
   // A string, or an object of such values up to `depth` levels.
   bool skip_value(int depth) {
     skip_blank();
-    if (p_ < end_ && *p_ == '"') return read_string(nullptr);
+    RawString ignored;
+    if (pos_ < text_.size() && text_[pos_] == '"') return read_string(ignored);
     if (depth == 0) return false;
-    return read_object([&](const std::string&) { return skip_value(depth - 1); });
+    return read_object([&](std::string_view) { return skip_value(depth - 1); });
   }
 
  private:
   void skip_blank() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\r' || text_[pos_] == '\t')) {
+      ++pos_;
+    }
   }
   bool consume(char c) {
     skip_blank();
-    if (p_ < end_ && *p_ == c) {
-      ++p_;
+    if (pos_ < text_.size() && text_[pos_] == c) {
+      ++pos_;
       return true;
     }
     return false;
   }
 
-  const char* p_;
-  const char* end_;
+  std::string_view text_;
+  std::size_t pos_ = 0;
 };
+
+// The decoded value of a string read_string accepted.
+void assign_decoded(std::string& out, RawString s) {
+  if (!s.escaped) {
+    out.assign(s.text);
+    return;
+  }
+  out.clear();
+  out.reserve(s.text.size());
+  for (std::size_t i = 0; i < s.text.size(); ++i) {
+    if (s.text[i] != '\\') {
+      out += s.text[i];
+      continue;
+    }
+    switch (s.text[++i]) {
+      case 'b': out += '\b'; break;
+      case 'f': out += '\f'; break;
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      case 't': out += '\t'; break;
+      default: out += s.text[i]; break;  // '"', '\\', '/'
+    }
+  }
+}
 
 // A string member read at most once: a repeated key gives up (which duplicate wins is the full
 // parser's business).
-bool read_once(SubsetReader& reader, bool& seen, std::string& value) {
-  if (seen) return false;
-  seen = true;
-  return reader.read_string(&value);
+struct Field {
+  RawString value;
+  bool seen = false;
+};
+
+bool read_once(SubsetReader& reader, Field& field) {
+  if (field.seen) return false;
+  field.seen = true;
+  return reader.read_string(field.value);
 }
 
-// {"<wanted>": "...", anything else in the subset}: `value` is "" when the member is absent.
-bool read_object_member(SubsetReader& reader, bool& seen_object, std::string_view wanted, std::string& value) {
+// {"<wanted>": "...", anything else in the subset}: `value` stays empty when the member is absent.
+bool read_object_member(SubsetReader& reader, bool& seen_object, std::string_view wanted, Field& value) {
   if (seen_object) return false;
   seen_object = true;
-  bool seen = false;
-  return reader.read_object([&](const std::string& key) {
-    return key == wanted ? read_once(reader, seen, value) : reader.skip_value(kMaxSkipDepth);
+  return reader.read_object([&](std::string_view key) {
+    return key == wanted ? read_once(reader, value) : reader.skip_value(kMaxSkipDepth);
   });
 }
 
-// The members parse_json_message_full reads for the common shapes, as they were in the text.
+// The members parse_json_message_full reads for the common shapes, as they stand in the text.
 struct CommonFields {
-  std::string msgtype, msgid, aibotid, chatid, response_url, chattype;
-  std::string from_userid, text_content, voice_content, image_url, file_url, stream_id;
-  bool seen_msgtype = false, seen_msgid = false, seen_aibotid = false, seen_chatid = false;
-  bool seen_response_url = false, seen_chattype = false;
+  Field msgtype, msgid, aibotid, chatid, response_url, chattype;
+  Field from_userid, text_content, voice_content, image_url, file_url, stream_id;
   bool has_from = false, has_text = false, has_voice = false, has_image = false, has_file = false;
   bool has_stream = false;
 };
 
-bool read_member(SubsetReader& reader, const std::string& key, CommonFields& f) {
-  if (key == "msgtype") return read_once(reader, f.seen_msgtype, f.msgtype);
-  if (key == "msgid") return read_once(reader, f.seen_msgid, f.msgid);
-  if (key == "aibotid") return read_once(reader, f.seen_aibotid, f.aibotid);
-  if (key == "chatid") return read_once(reader, f.seen_chatid, f.chatid);
-  if (key == "response_url") return read_once(reader, f.seen_response_url, f.response_url);
-  if (key == "chattype") return read_once(reader, f.seen_chattype, f.chattype);
+bool read_member(SubsetReader& reader, std::string_view key, CommonFields& f) {
+  if (key == "msgtype") return read_once(reader, f.msgtype);
+  if (key == "msgid") return read_once(reader, f.msgid);
+  if (key == "aibotid") return read_once(reader, f.aibotid);
+  if (key == "chatid") return read_once(reader, f.chatid);
+  if (key == "response_url") return read_once(reader, f.response_url);
+  if (key == "chattype") return read_once(reader, f.chattype);
   if (key == "from") return read_object_member(reader, f.has_from, "userid", f.from_userid);
   if (key == "text") return read_object_member(reader, f.has_text, "content", f.text_content);
   if (key == "voice") return read_object_member(reader, f.has_voice, "content", f.voice_content);
@@ -153,55 +173,68 @@ bool read_member(SubsetReader& reader, const std::string& key, CommonFields& f) 
 
 }  // namespace
 
-std::optional<Message> parse_common_json_message(std::string_view plaintext) {
+bool read_common_json_message(std::string_view plaintext, Message& msg) {
   SubsetReader reader(plaintext);
   CommonFields f;
-  if (!reader.read_object([&](const std::string& key) { return read_member(reader, key, f); }) || !reader.at_end()) {
-    return std::nullopt;
+  if (!reader.read_object([&](std::string_view key) { return read_member(reader, key, f); }) || !reader.at_end()) {
+    return false;
   }
-  // From here on, every condition the full parser reports as an error gives up instead.
-  if (f.msgtype.empty()) return std::nullopt;
-  for (const std::string* id : {&f.msgid, &f.aibotid, &f.chatid, &f.response_url}) {
-    if (id->size() > kMaxUrlBytes) return std::nullopt;
+  // From here on, every condition the full parser reports as an error gives up instead. The
+  // bounds are checked on the raw text: decoding only ever shortens it, and a raw text over a
+  // bound that decodes under it is just one more case for the full parser.
+  if (f.msgtype.value.text.empty()) return false;
+  for (const Field* id : {&f.msgid, &f.aibotid, &f.chatid, &f.response_url}) {
+    if (id->value.text.size() > kMaxUrlBytes) return false;
   }
-  Message msg;
-  if (f.chattype == "group") msg.chattype = ChatType::Group;
-  else if (f.chattype.empty() || f.chattype == "single") msg.chattype = ChatType::Single;
-  else return std::nullopt;
-  msg.type = msg_type_of(f.msgtype);
+  // Escaped or not, these two are compared decoded.
+  std::string chattype;
+  assign_decoded(chattype, f.chattype.value);
+  if (chattype == "group") msg.chattype = ChatType::Group;
+  else if (chattype.empty() || chattype == "single") msg.chattype = ChatType::Single;
+  else return false;
+  assign_decoded(msg.msgtype, f.msgtype.value);
+  msg.type = msg_type_of(msg.msgtype);
   switch (msg.type) {
     case MsgType::Text:
-      if (!f.has_text) return std::nullopt;
-      msg.text = std::move(f.text_content);
+      if (!f.has_text) return false;
+      assign_decoded(msg.text, f.text_content.value);
       break;
     case MsgType::Voice:
-      if (!f.has_voice) return std::nullopt;
-      msg.text = std::move(f.voice_content);
+      if (!f.has_voice) return false;
+      assign_decoded(msg.text, f.voice_content.value);
       break;
     case MsgType::Image:
     case MsgType::File: {
       const bool image = msg.type == MsgType::Image;
-      std::string& url = image ? f.image_url : f.file_url;
-      if (!(image ? f.has_image : f.has_file) || url.empty()) return std::nullopt;
-      msg.media.push_back({f.msgtype, std::move(url)});
+      if (!(image ? f.has_image : f.has_file)) return false;
+      MediaItem item{msg.msgtype, {}};
+      assign_decoded(item.url, (image ? f.image_url : f.file_url).value);
+      if (item.url.empty()) return false;
+      msg.media.push_back(std::move(item));
       break;
     }
     case MsgType::StreamRefresh:
-      if (!f.has_stream || f.stream_id.empty() || f.stream_id.size() > kMaxIdBytes) return std::nullopt;
-      msg.stream_id = std::move(f.stream_id);
+      if (!f.has_stream) return false;
+      assign_decoded(msg.stream_id, f.stream_id.value);
+      if (msg.stream_id.empty() || msg.stream_id.size() > kMaxIdBytes) return false;
       break;
     case MsgType::Mixed:
     case MsgType::Event:
-      return std::nullopt;
+      return false;
     case MsgType::Unsupported:
       break;
   }
-  msg.msgtype = std::move(f.msgtype);
-  msg.msgid = std::move(f.msgid);
-  msg.aibotid = std::move(f.aibotid);
-  msg.chatid = std::move(f.chatid);
-  msg.response_url = std::move(f.response_url);
-  msg.from_userid = std::move(f.from_userid);
+  assign_decoded(msg.msgid, f.msgid.value);
+  assign_decoded(msg.aibotid, f.aibotid.value);
+  assign_decoded(msg.chatid, f.chatid.value);
+  assign_decoded(msg.response_url, f.response_url.value);
+  assign_decoded(msg.from_userid, f.from_userid.value);
+  return true;
+}
+
+std::optional<Message> parse_common_json_message(std::string_view plaintext) {
+  Message msg;
+  if (!read_common_json_message(plaintext, msg)) return std::nullopt;
   return msg;
 }
 

@@ -46,5 +46,43 @@ TEST(AllInAlphabet, RealCiphertextShapes) {
   EXPECT_FALSE(all_in_alphabet("\xE4\xBD\xA0\xE5\xA5\xBD", Alphabet::Base64PaddedUrlSafe));
 }
 
+bool reference_json_special(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+// Every byte value at every offset of strings 0..40 long, searched from every start position:
+// the first special byte at or after the start is found, never one before it, and a second
+// special byte further on never hides the first.
+TEST(FindJsonSpecial, AgreesWithTheByteDefinitionForEveryByteAtEveryOffset) {
+  for (std::size_t len = 0; len <= 40; ++len) {
+    const std::string clean(len, 'a');
+    for (std::size_t from = 0; from <= len; ++from) ASSERT_EQ(find_json_special(clean, from), std::string::npos);
+    for (std::size_t at = 0; at < len; ++at) {
+      for (int byte = 0; byte < 256; ++byte) {
+        std::string text = clean;
+        text[at] = static_cast<char>(byte);
+        if (at + 3 < len) text[len - 1] = '"';
+        for (std::size_t from = 0; from <= len; ++from) {
+          std::size_t expected = std::string::npos;
+          for (std::size_t i = from; i < len; ++i) {
+            if (reference_json_special(static_cast<unsigned char>(text[i]))) {
+              expected = i;
+              break;
+            }
+          }
+          ASSERT_EQ(find_json_special(text, from), expected) << "len " << len << " offset " << at << " byte " << byte
+                                                             << " from " << from;
+        }
+      }
+    }
+  }
+}
+
+TEST(FindJsonSpecial, PlainUtf8TextHasNoneAndEscapesAreFound) {
+  EXPECT_EQ(find_json_special("你好，Clawdbot，请帮我总结一下今天的会议。"), std::string::npos);
+  EXPECT_EQ(find_json_special(R"({"msgid":"m"})"), 1u);
+  EXPECT_EQ(find_json_special(R"({"msgid":"m"})", 2), 7u);
+  EXPECT_EQ(find_json_special("line one of a long answer\nline two"), 25u);
+  EXPECT_EQ(find_json_special(std::string("tab	here")), 3u);
+}
+
 }  // namespace
 }  // namespace cwc::checks
