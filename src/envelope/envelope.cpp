@@ -6,6 +6,7 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 
 namespace cwc::envelope {
@@ -99,9 +100,21 @@ std::string percent_encode(std::string_view text) {
   return out;
 }
 
-Result<std::vector<QueryParam>> parse_query(std::string_view query) {
-  std::vector<QueryParam> params;
-  params.reserve(static_cast<std::size_t>(std::count(query.begin(), query.end(), '&')) + 1);
+namespace {
+
+// Calls on_param(name, value) for every "name=value" of the query, percent-decoded; returns
+// BadQuery for the first undecodable component. A component without '%' (all of WeCom's) is
+// handed over as it stands in the query, without a copy.
+template <typename OnParam>
+std::optional<Error> for_each_param(std::string_view query, OnParam&& on_param) {
+  std::string name_buffer, value_buffer;
+  auto decode = [](std::string_view raw, std::string& buffer) -> std::optional<std::string_view> {
+    if (raw.find('%') == std::string_view::npos) return raw;
+    auto decoded = percent_decode(raw);
+    if (!decoded) return std::nullopt;
+    buffer = std::move(*decoded);
+    return std::string_view(buffer);
+  };
   std::size_t pos = 0;
   while (pos <= query.size()) {
     std::size_t amp = query.find('&', pos);
@@ -110,53 +123,69 @@ Result<std::vector<QueryParam>> parse_query(std::string_view query) {
     pos = amp + 1;
     if (part.empty()) continue;
     const std::size_t eq = part.find('=');
-    std::string_view raw_name = part.substr(0, eq);
-    std::string_view raw_value = eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1);
-    auto name = percent_decode(raw_name);
+    auto name = decode(part.substr(0, eq), name_buffer);
     if (!name) return make_error(ErrorKind::BadQuery, "bad percent-encoding in a parameter name");
-    auto value = percent_decode(raw_value);
+    auto value = decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1), value_buffer);
     if (!value) {
       // The name is the sender's: bounded and escaped, it may end up in a log line.
       return make_error(ErrorKind::BadQuery, "bad percent-encoding in parameter " + checks::printable(*name, 32));
     }
-    params.push_back({std::move(*name), std::move(*value)});
+    on_param(*name, *value);
   }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<std::vector<QueryParam>> parse_query(std::string_view query) {
+  std::vector<QueryParam> params;
+  params.reserve(static_cast<std::size_t>(std::count(query.begin(), query.end(), '&')) + 1);
+  auto error = for_each_param(query, [&](std::string_view name, std::string_view value) {
+    params.push_back({std::string(name), std::string(value)});
+  });
+  if (error) return *std::move(error);
   return params;
 }
 
 Result<SignedQuery> parse_signed_query(std::string_view query, bool want_echostr) {
-  auto params = parse_query(query);
-  if (!params) return params.error();
   SignedQuery out;
   struct Slot {
     std::string_view name;
     std::string* target;
     bool seen = false;
   };
-  std::vector<Slot> slots = {{"msg_signature", &out.msg_signature},
-                             {"timestamp", &out.timestamp},
-                             {"nonce", &out.nonce}};
-  if (want_echostr) slots.push_back({"echostr", &out.echostr});
-  for (auto& param : *params) {
-    for (auto& slot : slots) {
-      if (param.name != slot.name) continue;
+  std::array<Slot, 4> slots = {{{"msg_signature", &out.msg_signature},
+                                {"timestamp", &out.timestamp},
+                                {"nonce", &out.nonce},
+                                {"echostr", &out.echostr}}};
+  const std::size_t wanted = want_echostr ? 4 : 3;
+  // A repeated or oversized parameter is reported only once the whole query has decoded, so
+  // an undecodable component anywhere is always the error named (as when the query was split
+  // into a list first).
+  std::optional<Error> conflict;
+  auto error = for_each_param(query, [&](std::string_view name, std::string_view value) {
+    for (std::size_t i = 0; i < wanted && !conflict; ++i) {
+      Slot& slot = slots[i];
+      if (name != slot.name) continue;
       if (slot.seen) {
         // Two different values would make "which one was signed" ambiguous.
-        return make_error(ErrorKind::BadQuery, std::string(slot.name) + " given twice");
+        conflict = make_error(ErrorKind::BadQuery, std::string(slot.name) + " given twice");
+      } else if (value.size() > kMaxParamBytes) {
+        conflict = make_error(ErrorKind::BadQuery,
+                              std::string(slot.name) + " longer than " + std::to_string(kMaxParamBytes) + " bytes");
+      } else {
+        slot.seen = true;
+        slot.target->assign(value);
       }
-      if (param.value.size() > kMaxParamBytes) {
-        return make_error(ErrorKind::BadQuery,
-                          std::string(slot.name) + " longer than " + std::to_string(kMaxParamBytes) + " bytes");
-      }
-      slot.seen = true;
-      *slot.target = std::move(param.value);
     }
-  }
+  });
+  if (error) return *std::move(error);
+  if (conflict) return *std::move(conflict);
   std::string missing;
-  for (const auto& slot : slots) {
-    if (slot.seen && !slot.target->empty()) continue;
+  for (std::size_t i = 0; i < wanted; ++i) {
+    if (slots[i].seen && !slots[i].target->empty()) continue;
     if (!missing.empty()) missing += ", ";
-    missing += slot.name;
+    missing += slots[i].name;
   }
   if (!missing.empty()) return make_error(ErrorKind::MissingQueryParams, missing);
   if (out.timestamp.size() > 20 ||
@@ -226,32 +255,59 @@ Result<RequestEnvelope> parse_request_envelope(std::string_view body) {
   return make_error(ErrorKind::BadBody, "body is neither JSON nor XML");
 }
 
+namespace {
+
+// A reply field as a JSON string. The fields are base64, hex and digits (the nonce comes from
+// the request, so it is checked too): such strings are their own JSON encoding, and copying them
+// skips the serializer's per-character escaping of a ciphertext of up to ~27 KB. Anything else
+// goes through nlohmann.
+void append_json_field(std::string& out, std::string_view value) {
+  if (checks::all_in_alphabet(value, checks::Alphabet::Base64PaddedUrlSafe)) {
+    out += '"';
+    out.append(value);
+    out += '"';
+  } else {
+    out += json(value).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+}
+
+// Everything after the "encrypt" value.
+void append_json_reply_tail(std::string& out, std::string_view signature, std::string_view timestamp,
+                            std::string_view nonce) {
+  out += ",\"msgsignature\":";
+  append_json_field(out, signature);
+  out += ",\"timestamp\":";
+  append_json_field(out, timestamp);
+  out += ",\"nonce\":";
+  append_json_field(out, nonce);
+  out += '}';
+}
+
+constexpr std::size_t kJsonReplyFraming = 64;  // keys, quotes and braces around the four values
+
+}  // namespace
+
+JsonReplyWriter::JsonReplyWriter(std::size_t encrypt_size) {
+  // The signature is 40 hex digits, the timestamp 10 digits, the nonce short: 128 covers them.
+  body_.reserve(encrypt_size + kJsonReplyFraming + 128);
+  body_ = "{\"encrypt\":\"";
+}
+
+std::string JsonReplyWriter::finish(std::string_view signature, std::string_view timestamp,
+                                    std::string_view nonce) && {
+  body_ += '"';
+  append_json_reply_tail(body_, signature, timestamp, nonce);
+  return std::move(body_);
+}
+
 std::string build_reply_envelope(Format format, std::string_view encrypt, std::string_view signature,
                                  std::string_view timestamp, std::string_view nonce) {
   if (format == Format::Json) {
-    // The fields are base64, hex and digits (the nonce comes from the request, so it is checked
-    // too): such strings are their own JSON encoding, and copying them skips the serializer's
-    // per-character escaping of a ciphertext of up to ~27 KB. Anything else goes through nlohmann.
-    auto append_string = [](std::string& out, std::string_view value) {
-      if (checks::all_in_alphabet(value, checks::Alphabet::Base64PaddedUrlSafe)) {
-        out += '"';
-        out.append(value);
-        out += '"';
-      } else {
-        out += json(value).dump(-1, ' ', false, json::error_handler_t::replace);
-      }
-    };
     std::string out;
-    out.reserve(encrypt.size() + signature.size() + timestamp.size() + nonce.size() + 64);
+    out.reserve(encrypt.size() + signature.size() + timestamp.size() + nonce.size() + kJsonReplyFraming);
     out += "{\"encrypt\":";
-    append_string(out, encrypt);
-    out += ",\"msgsignature\":";
-    append_string(out, signature);
-    out += ",\"timestamp\":";
-    append_string(out, timestamp);
-    out += ",\"nonce\":";
-    append_string(out, nonce);
-    out += '}';
+    append_json_field(out, encrypt);
+    append_json_reply_tail(out, signature, timestamp, nonce);
     return out;
   }
   pugi::xml_document doc;

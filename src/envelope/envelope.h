@@ -56,6 +56,27 @@ std::string build_reply_envelope(Format format, std::string_view encrypt,
                                  std::string_view signature, std::string_view timestamp,
                                  std::string_view nonce);
 
+// The JSON reply envelope written in one buffer around a ciphertext that is appended in place
+// (MessageCrypto::encrypt_append), then signed where it lies: the ciphertext is neither copied
+// nor checked for escaping, as build_reply_envelope does with a finished one. The result is byte
+// for byte build_reply_envelope(Format::Json, ...) of the same fields.
+class JsonReplyWriter {
+ public:
+  // `encrypt_size`: the ciphertext's length (MessageCrypto::encrypted_size), for one allocation.
+  explicit JsonReplyWriter(std::size_t encrypt_size);
+
+  // Append the ciphertext here. Base64 only (what encrypt_append writes): it is not escaped.
+  std::string& encrypt_target() { return body_; }
+  // The ciphertext appended so far: what the reply's signature covers.
+  std::string_view encrypt() const { return std::string_view(body_).substr(kEncryptStart); }
+  // Closes the envelope with the signature over encrypt(), the timestamp and the nonce.
+  std::string finish(std::string_view signature, std::string_view timestamp, std::string_view nonce) &&;
+
+ private:
+  static constexpr std::size_t kEncryptStart = 12;  // {"encrypt":"
+  std::string body_;
+};
+
 struct ReplyEnvelope {
   Format format;
   std::string encrypt;

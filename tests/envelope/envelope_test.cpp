@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/reference_query.h"
+
 namespace cwc::envelope {
 namespace {
 
@@ -135,6 +137,64 @@ TEST(SignedQuery, BadParamNameInErrorsIsEscapedAndBounded) {
                                       std::string(26, 'z') + "...");
   auto dup = parse_signed_query("msg_signature=a&msg_signature=a&timestamp=1&nonce=2", false);
   EXPECT_EQ(dup.error().describe(), "missing query params: msg_signature given twice");
+}
+
+// The one-pass reader gives exactly what splitting the query into a list and picking from it
+// gives: values, or error kind and detail, including which of two problems is named first (an
+// undecodable component anywhere wins over a repeated or oversized parameter before it).
+TEST(SignedQuery, OnePassReaderAgreesWithTheSplitThenPickReference) {
+  const std::string big(4097, 'b');
+  const std::string queries[] = {
+      "msg_signature=abc&timestamp=123&nonce=n1&echostr=x%2By",
+      "msg_signature=a&msg_signature=b&timestamp=1&nonce=2&x=%zz",
+      "msg_signature=a&msg_signature=b&timestamp=1&nonce=2%zz",
+      "msg_signature=" + big + "&nonce=n&timestamp=1&msg_signature=a",
+      "msg_signature=a&timestamp=1&nonce=2&nonce=" + big,
+      "msg_signature=a&timestamp=1&nonce=2&echostr=e&echostr=f",
+      "msg_signature=a&timestamp=1&nonce=2&echostr=" + big,
+      "%6Dsg_signature=a&timestamp=1&non%63e=2&echostr=e",
+      "msg_signature=a&timestamp=1&nonce=2&%zz=1",
+      "msg_signature&timestamp=1&nonce=2",
+      "msg_signature=&timestamp=&nonce=",
+      "msg_signature=a=b&timestamp=1&nonce=2&echostr=c==",
+      "&&msg_signature=a&&timestamp=0001&&nonce=2&&",
+      "msg_signature=a&timestamp=1e3&nonce=2",
+      "msg_signature=a&timestamp=123456789012345678901&nonce=2",
+      "msg_signature=a&timestamp=%31%32&nonce=%",
+      "",
+      "=",
+      "&",
+  };
+  for (const std::string& query : queries) {
+    for (const bool want_echostr : {false, true}) {
+      EXPECT_EQ(cwc::testing::signed_query_difference(parse_signed_query(query, want_echostr),
+                                                      cwc::testing::reference_signed_query(query, want_echostr)),
+                "")
+          << query.substr(0, 80) << " echostr " << want_echostr;
+    }
+  }
+}
+
+// The in-place writer gives byte for byte what build_reply_envelope gives for the same fields,
+// and what it signs is exactly the ciphertext appended.
+TEST(ReplyEnvelope, InPlaceWriterMatchesBuildReplyEnvelope) {
+  const std::string ciphertexts[] = {"", "QUJD", "kM4wFPY5ozW4vXqLwKDTzr6ae3fy8IJa3KWfWvvRyOnUtdRWGjEovPmDXRvDqk2LX==",
+                                     std::string(27000, 'A') + "="};
+  const std::string nonces[] = {"8427661", "nonce-1_2.3", "quote\"back\\slash", "\xE4\xBD\xA0", std::string(300, 'n')};
+  for (const std::string& encrypt : ciphertexts) {
+    for (const std::string& nonce : nonces) {
+      JsonReplyWriter writer(encrypt.size());
+      writer.encrypt_target().append(encrypt);
+      EXPECT_EQ(writer.encrypt(), encrypt);
+      const std::string written = std::move(writer).finish("0123456789abcdef0123456789abcdef01234567", "1732500000", nonce);
+      EXPECT_EQ(written, build_reply_envelope(Format::Json, encrypt, "0123456789abcdef0123456789abcdef01234567",
+                                              "1732500000", nonce))
+          << nonce;
+      auto parsed = parse_reply_envelope(written);
+      ASSERT_TRUE(parsed.ok() || encrypt.empty()) << written.substr(0, 100);
+      if (parsed.ok()) EXPECT_EQ(parsed->nonce, nonce);
+    }
+  }
 }
 
 // Regression (fuzz_reply_envelope, corpus regress-json-empty-signature): the JSON reply form

@@ -1,11 +1,13 @@
 // Fuzzes query-string decoding: percent_decode, parse_query and parse_signed_query (GET and
 // POST flavours). Oracle: a success carries every signed param, non-empty and within bounds,
-// and a numeric timestamp; a failure is one of the documented query errors.
+// and a numeric timestamp; a failure is one of the documented query errors; and
+// parse_signed_query gives exactly what the split-then-pick reference gives.
 #include <algorithm>
 
 #include "common/text_checks.h"
 #include "envelope/envelope.h"
 #include "fuzz_support.h"
+#include "support/reference_query.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace cwc;
@@ -28,6 +30,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   for (const bool want_echostr : {false, true}) {
     auto q = envelope::parse_signed_query(query, want_echostr);
+    // Differential: the one-pass reader against the split-then-pick reference.
+    CWC_FUZZ_CHECK(testing::signed_query_difference(q, testing::reference_signed_query(query, want_echostr)).empty(),
+                   "parse_signed_query and the reference disagree");
     if (q) {
       CWC_FUZZ_CHECK(!q->msg_signature.empty() && !q->timestamp.empty() && !q->nonce.empty(), "empty signed param");
       CWC_FUZZ_CHECK(want_echostr == !q->echostr.empty(), "echostr presence");
