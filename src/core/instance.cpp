@@ -290,9 +290,18 @@ std::string Instance::seal_reply(Account& account, envelope::Format format, std:
                                  std::string_view nonce) {
   std::array<std::uint8_t, crypto::kRandomPrefixBytes> prefix{};
   if (!host_.random(prefix.data(), prefix.size())) return {};
-  const std::string encrypted = account.crypto.encrypt(plaintext, prefix);
   const std::string timestamp = std::to_string(now_ms() / 1000);
-  const std::string signature = account.crypto.signature(account.config->token, timestamp, nonce, encrypted);
+  const std::string& token = account.config->token;
+  if (format == envelope::Format::Json) {
+    // Every WeCom bot reply: encrypted, signed and closed in the one buffer that is sent.
+    envelope::JsonReplyWriter writer(account.crypto.encrypted_size(plaintext.size()));
+    if (!account.crypto.encrypt_append(writer.encrypt_target(), plaintext, prefix)) return {};
+    const std::string signature = account.crypto.signature(token, timestamp, nonce, writer.encrypt());
+    return std::move(writer).finish(signature, timestamp, nonce);
+  }
+  const std::string encrypted = account.crypto.encrypt(plaintext, prefix);
+  if (encrypted.empty()) return {};
+  const std::string signature = account.crypto.signature(token, timestamp, nonce, encrypted);
   return envelope::build_reply_envelope(format, encrypted, signature, timestamp, nonce);
 }
 

@@ -91,6 +91,12 @@ class MessageCrypto {
   // random16 ‖ be32(len) ‖ message ‖ receiveId → pad32 → AES → base64.
   std::string encrypt(std::string_view message,
                       std::span<const std::uint8_t, kRandomPrefixBytes> random_prefix) const;
+  // The same base64 appended to `out` (so a reply envelope can be written around it in one
+  // buffer); false (with `out` as it was) when OpenSSL fails.
+  bool encrypt_append(std::string& out, std::string_view message,
+                      std::span<const std::uint8_t, kRandomPrefixBytes> random_prefix) const;
+  // The length of what encrypt() returns for a message of `message_size` bytes.
+  std::size_t encrypted_size(std::size_t message_size) const;
 
   // Media bytes downloaded from WeCom: AES-256-CBC with the same key/IV and 32-byte padding,
   // no framing.
