@@ -89,6 +89,62 @@ void BM_InstanceHandleRefresh(benchmark::State& state) {
 }
 BENCHMARK(BM_InstanceHandleRefresh);
 
+// The refresh of BM_InstanceHandleRefresh taken apart: each stage alone, on the same bytes, so
+// the stages' sum can be compared with the whole and the biggest one is plain to see.
+struct RefreshStages {
+  cwc::crypto::MessageCrypto crypto = make_crypto();
+  cwc::testing::WecomPeer peer;
+  cwc::testing::WecomPeer::Signed request = peer.callback(
+      R"({"msgid":"r","aibotid":"AIBOTID","chattype":"single","from":{"userid":"zhangsan"},)"
+      R"("msgtype":"stream","stream":{"id":"s0123456789abcdef0123456789abcdef"}})");
+  std::string encrypt = cwc::envelope::parse_request_envelope(request.body)->encrypt;
+  std::string plaintext = *crypto.decrypt(encrypt);
+  std::string reply = cwc::message::build_stream_reply({"s0123456789abcdef0123456789abcdef", false, std::string(300, 'x'), {}});
+  std::array<std::uint8_t, 16> prefix{};
+  std::string reply_encrypt = crypto.encrypt(reply, prefix);
+  std::string reply_signature = crypto.signature(kToken, "1732500000", "8427661", reply_encrypt);
+};
+
+enum Stage { kQuery, kEnvelope, kVerify, kDecrypt, kParse, kBuildReply, kEncrypt, kSign, kReplyEnvelope };
+
+void BM_RefreshStage(benchmark::State& state) {
+  RefreshStages s;
+  const auto stage = static_cast<Stage>(state.range(0));
+  for (auto _ : state) {
+    switch (stage) {
+      case kQuery: benchmark::DoNotOptimize(cwc::envelope::parse_signed_query(s.request.query, false)); break;
+      case kEnvelope: benchmark::DoNotOptimize(cwc::envelope::parse_request_envelope(s.request.body)); break;
+      case kVerify:
+        benchmark::DoNotOptimize(s.crypto.signature_matches(s.reply_signature, kToken, "1732500000", "8427661", s.encrypt));
+        break;
+      case kDecrypt: benchmark::DoNotOptimize(s.crypto.decrypt(s.encrypt)); break;
+      case kParse: benchmark::DoNotOptimize(cwc::message::parse_message(s.plaintext)); break;
+      case kBuildReply:
+        benchmark::DoNotOptimize(
+            cwc::message::build_stream_reply({"s0123456789abcdef0123456789abcdef", false, std::string(300, 'x'), {}}));
+        break;
+      case kEncrypt: benchmark::DoNotOptimize(s.crypto.encrypt(s.reply, s.prefix)); break;
+      case kSign: benchmark::DoNotOptimize(s.crypto.signature(kToken, "1732500000", "8427661", s.reply_encrypt)); break;
+      case kReplyEnvelope:
+        benchmark::DoNotOptimize(cwc::envelope::build_reply_envelope(cwc::envelope::Format::Json, s.reply_encrypt,
+                                                                     s.reply_signature, "1732500000", "8427661"));
+        break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RefreshStage)
+    ->ArgName("stage")
+    ->Arg(kQuery)
+    ->Arg(kEnvelope)
+    ->Arg(kVerify)
+    ->Arg(kDecrypt)
+    ->Arg(kParse)
+    ->Arg(kBuildReply)
+    ->Arg(kEncrypt)
+    ->Arg(kSign)
+    ->Arg(kReplyEnvelope);
+
 // The floor: the bare OpenSSL work one refresh needs (SHA-1 of ~250 bytes twice, AES-256-CBC
 // decrypt of ~200 bytes and encrypt of ~500 bytes), to show how close the core is to it. Done
 // the cheapest way OpenSSL 3 allows: algorithms fetched once, one cipher and one digest context
