@@ -109,7 +109,15 @@ std::size_t find_json_special(std::string_view s, std::size_t pos) {
 std::size_t invalid_utf8_offset(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
-    // ASCII runs (most of every message: JSON syntax, ids, urls) eight bytes at a time.
+    // ASCII runs (most of every message: JSON syntax, ids, urls) sixteen bytes at a time with
+    // SSE2 (the byte's high bit is all movemask reads), then eight.
+#if defined(__SSE2__)
+    if (s.size() - i >= 16 &&
+        _mm_movemask_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i))) == 0) {
+      i += 16;
+      continue;
+    }
+#endif
     std::uint64_t word = 0;
     if (s.size() - i >= sizeof word) {
       std::memcpy(&word, s.data() + i, sizeof word);

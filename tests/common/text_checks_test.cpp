@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "fuzz/fuzz_support.h"
+
 namespace cwc::checks {
 namespace {
 
@@ -82,6 +84,24 @@ TEST(FindJsonSpecial, PlainUtf8TextHasNoneAndEscapesAreFound) {
   EXPECT_EQ(find_json_special(R"({"msgid":"m"})", 2), 7u);
   EXPECT_EQ(find_json_special("line one of a long answer\nline two"), 25u);
   EXPECT_EQ(find_json_special(std::string("tab	here")), 3u);
+}
+
+// Valid and invalid sequences at every offset of ASCII text 0..40 bytes long (the 16-byte SIMD
+// skip, the 8-byte words and the byte loop each see them), against the independent validator
+// of the fuzz targets; an invalid sequence is reported where it starts.
+TEST(InvalidUtf8Offset, AgreesWithAnIndependentValidatorAtEveryOffset) {
+  const std::string sequences[] = {"\xC3\xA9",     "\xE4\xBD\xA0", "\xF0\x9F\x98\x80", "\x80",        "\xC0\xAF",
+                                   "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE4\xBD",     "\xFF",        "\xC2"};
+  for (const std::string& sequence : sequences) {
+    const bool valid = cwc::fuzz::valid_utf8(sequence);
+    for (std::size_t len = 0; len <= 40; ++len) {
+      for (std::size_t at = 0; at <= len; ++at) {
+        const std::string text = std::string(at, 'a') + sequence + std::string(len - at, 'b');
+        ASSERT_EQ(is_valid_utf8(text), cwc::fuzz::valid_utf8(text)) << "len " << len << " at " << at;
+        ASSERT_EQ(invalid_utf8_offset(text), valid ? std::string::npos : at) << "len " << len << " at " << at;
+      }
+    }
+  }
 }
 
 }  // namespace
