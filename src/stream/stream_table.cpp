@@ -57,7 +57,7 @@ StreamView StreamTable::make_view(const Entry& entry) {
   return view;
 }
 
-void StreamTable::erase_locked(std::unordered_map<std::string, Entry>::iterator it) {
+void StreamTable::erase_locked(EntryMap::iterator it) {
   if (it->second.finished) finished_by_age_.erase({it->second.created_ms, it->second.id});
   by_msgid_.erase(it->second.msgid_key);
   entries_.erase(it);
@@ -113,7 +113,7 @@ std::optional<OpenResult> StreamTable::open(std::string_view account_id, std::st
 std::optional<StreamView> StreamTable::view(std::string_view account_id, std::string_view stream_id,
                                             bool is_refresh, std::int64_t now_ms) {
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(std::string(stream_id));
+  auto it = entries_.find(stream_id);
   if (it == entries_.end()) return std::nullopt;
   Entry& entry = it->second;
   if (entry.account_id != account_id || entry.expires_ms <= now_ms) return std::nullopt;
@@ -129,7 +129,7 @@ std::optional<StreamView> StreamTable::view(std::string_view account_id, std::st
 
 UpdateResult StreamTable::push(std::string_view stream_id, std::string_view text, PushMode mode) {
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(std::string(stream_id));
+  auto it = entries_.find(stream_id);
   if (it == entries_.end()) return UpdateResult::NotFound;
   Entry& entry = it->second;
   if (entry.finished) return UpdateResult::Closed;
@@ -141,7 +141,7 @@ UpdateResult StreamTable::push(std::string_view stream_id, std::string_view text
 UpdateResult StreamTable::finish(std::string_view stream_id, FinishKind kind, std::string_view text,
                                  std::optional<Remainder>* remainder) {
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(std::string(stream_id));
+  auto it = entries_.find(stream_id);
   if (it == entries_.end()) return UpdateResult::NotFound;
   Entry& entry = it->second;
   if (entry.finished) return UpdateResult::Closed;
@@ -163,7 +163,7 @@ UpdateResult StreamTable::finish(std::string_view stream_id, FinishKind kind, st
 
 UpdateResult StreamTable::attach_image(std::string_view stream_id, ReplyImage image) {
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(std::string(stream_id));
+  auto it = entries_.find(stream_id);
   if (it == entries_.end()) return UpdateResult::NotFound;
   Entry& entry = it->second;
   if (entry.finished || entry.handed_off) return UpdateResult::Closed;
@@ -210,7 +210,7 @@ SweepResult StreamTable::sweep(std::int64_t now_ms) {
 
 std::optional<std::string> StreamTable::overflow(std::string_view stream_id) const {
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(std::string(stream_id));
+  auto it = entries_.find(stream_id);
   if (it == entries_.end()) return std::nullopt;
   return it->second.content.substr(visible_prefix(it->second));
 }

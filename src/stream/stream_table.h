@@ -154,13 +154,21 @@ class StreamTable {
   static StreamView make_view(const Entry& entry);
   // How many bytes of `entry.content` the stream shows when the rest continues elsewhere.
   static std::size_t visible_prefix(const Entry& entry);
-  void erase_locked(std::unordered_map<std::string, Entry>::iterator it);
+  // Lets the table be searched with the caller's string_view: every refresh, push and finish
+  // looks a stream up by id, and a std::string key made for it was an allocation each time.
+  struct IdHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
+  };
+  using EntryMap = std::unordered_map<std::string, Entry, IdHash, std::equal_to<>>;
+
+  void erase_locked(EntryMap::iterator it);
   bool make_room_locked(std::int64_t now_ms);
 
   const std::size_t max_open_;
   const IdGenerator make_id_;
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, Entry> entries_;            // stream id → entry
+  EntryMap entries_;                                          // stream id → entry
   std::unordered_map<std::string, std::string> by_msgid_;     // account\x1f msgid → stream id
   // Finished streams, oldest first: when the table is full, the first one is evicted in
   // O(log n) instead of scanning every entry for each new message.
