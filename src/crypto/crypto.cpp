@@ -236,7 +236,10 @@ Result<std::size_t> pad32_length(std::string_view data) {
 // Wipes a buffer that held plaintext when it goes out of scope, on every path.
 struct WipeOnExit {
   std::string& buffer;
-  ~WipeOnExit() { OPENSSL_cleanse(buffer.data(), buffer.size()); }
+  bool armed = true;
+  ~WipeOnExit() {
+    if (armed) OPENSSL_cleanse(buffer.data(), buffer.size());
+  }
 };
 
 }  // namespace
@@ -420,7 +423,7 @@ Result<std::string> MessageCrypto::decrypt(std::string_view encrypt_base64) cons
   }
   std::string& buffer = *decoded;
   if (buffer.empty() || buffer.size() % 16 != 0) return bad_ciphertext_length(buffer.size());
-  const WipeOnExit wipe{buffer};
+  WipeOnExit wipe{buffer};
   if (!aes_cbc_in_place(contexts_.get(), key_, false, buffer)) {
     return make_error(ErrorKind::DecryptFailed, "AES-256-CBC decryption failed", -40007);
   }
@@ -452,7 +455,13 @@ Result<std::string> MessageCrypto::decrypt(std::string_view encrypt_base64) cons
                           " (intelligent bots use \"\")",
                       -40005);
   }
-  return std::string(p.substr(kHeader, length));
+  // The message moved to the front of the buffer it was decrypted in and everything after it
+  // wiped: the buffer itself (heap-allocated, at least 32 bytes) is returned, no second copy.
+  std::memmove(buffer.data(), buffer.data() + kHeader, length);
+  OPENSSL_cleanse(buffer.data() + length, buffer.size() - length);
+  buffer.resize(length);
+  wipe.armed = false;
+  return std::move(buffer);
 }
 
 std::size_t MessageCrypto::encrypted_size(std::size_t message_size) const {
