@@ -37,8 +37,8 @@ void BM_InboundVerifyDecryptParse(benchmark::State& state) {
   for (auto _ : state) {
     auto q = cwc::envelope::parse_signed_query(req.query, false);
     auto env = cwc::envelope::parse_request_envelope(req.body);
-    bool ok = cwc::crypto::signature_matches(q->msg_signature, kToken, q->timestamp, q->nonce, env->encrypt);
-    auto plain = crypto.decrypt(env->encrypt);
+    bool ok = cwc::crypto::signature_matches(q->msg_signature, kToken, q->timestamp, q->nonce, env->encrypt());
+    auto plain = crypto.decrypt(env->encrypt());
     auto msg = cwc::message::parse_message(*plain);
     benchmark::DoNotOptimize(ok);
     benchmark::DoNotOptimize(msg);
@@ -97,7 +97,7 @@ struct RefreshStages {
   cwc::testing::WecomPeer::Signed request = peer.callback(
       R"({"msgid":"r","aibotid":"AIBOTID","chattype":"single","from":{"userid":"zhangsan"},)"
       R"("msgtype":"stream","stream":{"id":"s0123456789abcdef0123456789abcdef"}})");
-  std::string encrypt = cwc::envelope::parse_request_envelope(request.body)->encrypt;
+  std::string encrypt = std::string(cwc::envelope::parse_request_envelope(request.body)->encrypt());
   std::string plaintext = *crypto.decrypt(encrypt);
   std::string reply = cwc::message::build_stream_reply({"s0123456789abcdef0123456789abcdef", false, std::string(300, 'x'), {}});
   std::array<std::uint8_t, 16> prefix{};

@@ -184,14 +184,14 @@ HttpResponse Instance::handle_callback(Account& account, const HttpRequest& requ
   auto env = envelope::parse_request_envelope(request.body);
   if (!env) return fail(&account, request, env.error());
   if (!account.crypto.signature_matches(query->msg_signature, cfg.token, query->timestamp, query->nonce,
-                                        env->encrypt)) {
+                                        env->encrypt())) {
     return fail(&account, request,
                 make_error(ErrorKind::InvalidSignature, "callback signature does not match the configured token"));
   }
   if (auto stale = outside_timestamp_window(cfg, query->timestamp, now_ms() / 1000)) {
     return fail(&account, request, *stale);
   }
-  auto plain = account.crypto.decrypt(env->encrypt);
+  auto plain = account.crypto.decrypt(env->encrypt());
   if (!plain) return fail(&account, request, plain.error());
   auto msg = message::parse_message(*plain);
   if (!msg) return fail(&account, request, msg.error());
@@ -226,7 +226,7 @@ Result<std::string> Instance::handle_message(Account& account, const message::Me
         log_line(host_, LogLevel::Info, cfg.id, "refresh for unknown or expired stream; answering finish");
         return message::build_stream_reply({msg.stream_id, true, "", {}});
       }
-      message::StreamReply reply{view->id, view->finish, std::move(view->content), {}};
+      message::StreamReply reply{std::move(view->id), view->finish, std::move(view->content), {}};
       for (auto& image : view->images) reply.images.push_back({std::move(image.base64), std::move(image.md5_hex)});
       return message::build_stream_reply(reply);
     }

@@ -219,7 +219,7 @@ std::optional<std::string_view> match_plain_json_envelope(std::string_view text)
 Result<RequestEnvelope> parse_request_envelope(std::string_view body) {
   std::string_view text = trim_leading_blank(body);
   if (text.empty()) return make_error(ErrorKind::BadBody, "empty body (expected {\"encrypt\": ...})");
-  if (auto plain = match_plain_json_envelope(text)) return RequestEnvelope{Format::Json, std::string(*plain)};
+  if (auto plain = match_plain_json_envelope(text)) return RequestEnvelope::viewing(Format::Json, *plain);
   if (text.front() == '{') {
     if (!checks::json_depth_within(text, kMaxEnvelopeDepth)) {
       return make_error(ErrorKind::BadBody, "JSON body nests deeper than " + std::to_string(kMaxEnvelopeDepth) + " levels");
@@ -234,7 +234,7 @@ Result<RequestEnvelope> parse_request_envelope(std::string_view body) {
     if (!it->is_string() || it->get_ref<const std::string&>().empty()) {
       return make_error(ErrorKind::BadBody, "JSON \"encrypt\" is not a non-empty string");
     }
-    return RequestEnvelope{Format::Json, it->get<std::string>()};
+    return RequestEnvelope::owning(Format::Json, it->get<std::string>());
   }
   if (text.front() == '<') {
     // pugixml never fetches external entities, but a DTD has no business in a WeCom envelope,
@@ -250,7 +250,7 @@ Result<RequestEnvelope> parse_request_envelope(std::string_view body) {
     if (!node) return make_error(ErrorKind::BadBody, "XML body has no <Encrypt> element");
     std::string encrypt = xml_text(node);
     if (encrypt.empty()) return make_error(ErrorKind::BadBody, "XML <Encrypt> is empty");
-    return RequestEnvelope{Format::Xml, std::move(encrypt)};
+    return RequestEnvelope::owning(Format::Xml, std::move(encrypt));
   }
   return make_error(ErrorKind::BadBody, "body is neither JSON nor XML");
 }

@@ -42,9 +42,21 @@ Result<SignedQuery> parse_signed_query(std::string_view query, bool want_echostr
 
 enum class Format { Json, Xml };
 
-struct RequestEnvelope {
+// The ciphertext of a request. WeCom's usual body, exactly {"encrypt":"<base64>"}, is not
+// copied: encrypt() is then a view of the body, which must outlive the envelope.
+class RequestEnvelope {
+ public:
+  static RequestEnvelope viewing(Format format, std::string_view in_body) { return {format, in_body, {}}; }
+  static RequestEnvelope owning(Format format, std::string encrypt) { return {format, {}, std::move(encrypt)}; }
+
   Format format;
-  std::string encrypt;
+  std::string_view encrypt() const { return in_body_.data() != nullptr ? in_body_ : std::string_view(owned_); }
+
+ private:
+  RequestEnvelope(Format f, std::string_view in_body, std::string owned)
+      : format(f), in_body_(in_body), owned_(std::move(owned)) {}
+  std::string_view in_body_;  // set when the ciphertext is read in place
+  std::string owned_;         // otherwise (parsed JSON or XML)
 };
 
 // Detects the format from the body (first non-blank byte '{' or '<') and extracts the

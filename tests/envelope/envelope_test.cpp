@@ -57,12 +57,12 @@ TEST(RequestEnvelope, ParsesJsonAndXml) {
   auto json = parse_request_envelope(R"({"encrypt":"QUJD"})");
   ASSERT_TRUE(json.ok());
   EXPECT_EQ(json->format, Format::Json);
-  EXPECT_EQ(json->encrypt, "QUJD");
+  EXPECT_EQ(json->encrypt(), "QUJD");
   auto xml = parse_request_envelope(
       "<xml><ToUserName><![CDATA[ww1]]></ToUserName><Encrypt><![CDATA[QUJD]]></Encrypt><AgentID>1</AgentID></xml>");
   ASSERT_TRUE(xml.ok());
   EXPECT_EQ(xml->format, Format::Xml);
-  EXPECT_EQ(xml->encrypt, "QUJD");
+  EXPECT_EQ(xml->encrypt(), "QUJD");
   auto bom = parse_request_envelope("\xEF\xBB\xBF  {\"encrypt\":\"QUJD\"}");
   ASSERT_TRUE(bom.ok());
 }
@@ -194,6 +194,23 @@ TEST(ReplyEnvelope, InPlaceWriterMatchesBuildReplyEnvelope) {
       ASSERT_TRUE(parsed.ok() || encrypt.empty()) << written.substr(0, 100);
       if (parsed.ok()) EXPECT_EQ(parsed->nonce, nonce);
     }
+  }
+}
+
+// WeCom's usual body is read in place (no copy of the ciphertext); any other form owns its
+// ciphertext, which stays valid when the envelope is moved (short values live inside the string).
+TEST(RequestEnvelope, UsualBodyIsReadInPlaceOtherFormsOwnTheirCiphertext) {
+  const std::string usual = R"({"encrypt":"QUJD"})";
+  auto in_place = parse_request_envelope(usual);
+  ASSERT_TRUE(in_place.ok());
+  EXPECT_EQ(in_place->encrypt().data(), usual.data() + 12);
+  for (const std::string body : {std::string(R"({ "encrypt" : "QUJD" })"), std::string("<xml><Encrypt>QUJD</Encrypt></xml>")}) {
+    auto parsed = parse_request_envelope(body);
+    ASSERT_TRUE(parsed.ok()) << body;
+    auto moved = std::move(parsed);
+    const Result<RequestEnvelope> moved_again(std::move(*moved));
+    EXPECT_EQ(moved_again->encrypt(), "QUJD") << body;
+    EXPECT_TRUE(moved_again->encrypt().data() < body.data() || moved_again->encrypt().data() >= body.data() + body.size());
   }
 }
 

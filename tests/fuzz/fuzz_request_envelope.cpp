@@ -9,18 +9,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using namespace cwc;
   auto env = envelope::parse_request_envelope(fuzz::as_view(data, size));
   if (env) {
-    CWC_FUZZ_CHECK(!env->encrypt.empty(), "empty encrypt accepted");
+    CWC_FUZZ_CHECK(!env->encrypt().empty(), "empty encrypt accepted");
     // Round trip through the reply builder/parser keeps the ciphertext (it is what we sign).
-    const std::string reply = envelope::build_reply_envelope(env->format, env->encrypt, "sig", "1", "n");
+    const std::string reply = envelope::build_reply_envelope(env->format, env->encrypt(), "sig", "1", "n");
     auto back = envelope::parse_reply_envelope(reply);
     if (env->format == envelope::Format::Json) {
-      CWC_FUZZ_CHECK(back.ok() && back->encrypt == env->encrypt, "JSON reply envelope round trip");
+      CWC_FUZZ_CHECK(back.ok() && back->encrypt == env->encrypt(), "JSON reply envelope round trip");
       // The plain-shape fast path must agree with a general JSON parse of the same body.
       std::string_view text = fuzz::as_view(data, size);
       if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
       auto doc = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
       if (!doc.is_discarded() && doc.is_object() && doc.contains("encrypt") && doc["encrypt"].is_string()) {
-        CWC_FUZZ_CHECK(doc["encrypt"].get<std::string>() == env->encrypt, "fast path disagrees with nlohmann");
+        CWC_FUZZ_CHECK(doc["encrypt"].get<std::string>() == env->encrypt(), "fast path disagrees with nlohmann");
       }
     }
   } else {
