@@ -6,7 +6,8 @@
 //   2: the bytes are the padded plaintext, AES-encrypted for it (padding, length, receiveId),
 //   3: the bytes are a message, framed and encrypted correctly (must round-trip exactly),
 //   4: media decryption and unpad32 on the raw bytes.
-// Bit 3 of the first byte selects a classic-app receiveId instead of "".
+// Bit 3 of the first byte selects a classic-app receiveId instead of "". Modes 3 and 4 also
+// compare the long-lived objects' results with a fresh object's (the CBC chain across inputs).
 #include <array>
 
 #include "crypto/crypto.h"
@@ -18,7 +19,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t mode = data[0];
   const std::string_view rest = fuzz::as_view(data + 1, size - 1);
   static const auto key = *crypto::AesKey::from_encoding_aes_key(cwc::testing::kAesKey);
-  const crypto::MessageCrypto mc(key, (mode & 8) ? "ww1436e0e65a779aee" : "");
+  // Kept across inputs, as an account's are: their reused AES contexts continue the CBC chain
+  // of whatever the previous input left (crypto.cpp), which a fresh object must match exactly.
+  static const crypto::MessageCrypto bot(key, ""), classic_app(key, "ww1436e0e65a779aee");
+  const crypto::MessageCrypto& mc = (mode & 8) ? classic_app : bot;
 
   auto check_error = [](const Error& e) {
     CWC_FUZZ_CHECK(e.kind == ErrorKind::DecryptFailed || e.kind == ErrorKind::ReceiveIdMismatch, "decrypt error kind");
@@ -50,13 +54,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 3: {
       std::array<std::uint8_t, crypto::kRandomPrefixBytes> prefix{};
       for (std::size_t i = 0; i < prefix.size() && i < rest.size(); ++i) prefix[i] = static_cast<std::uint8_t>(rest[i]);
-      auto plain = mc.decrypt(mc.encrypt(rest, prefix));
+      const std::string encrypted = mc.encrypt(rest, prefix);
+      CWC_FUZZ_CHECK(encrypted == crypto::MessageCrypto(key, mc.receive_id()).encrypt(rest, prefix),
+                     "reused contexts encrypt differently from fresh ones");
+      auto plain = mc.decrypt(encrypted);
       CWC_FUZZ_CHECK(plain.ok() && *plain == rest, "encrypt/decrypt round trip");
       break;
     }
     default: {
       auto media = mc.decrypt_media(rest);
       if (!media) check_error(media.error());
+      // Every byte of the result shows, the first block included (decrypt() drops it).
+      auto fresh = crypto::MessageCrypto(key, "").decrypt_media(rest);
+      CWC_FUZZ_CHECK(media.ok() == fresh.ok() && (!media.ok() || *media == *fresh),
+                     "reused contexts decrypt differently from fresh ones");
       auto unpadded = crypto::unpad32(rest);
       if (unpadded) {
         CWC_FUZZ_CHECK(crypto::pad32(*unpadded) == rest, "unpad32 accepted inconsistent padding");
