@@ -181,7 +181,15 @@ void hex_into(const unsigned char* bytes, std::size_t len, char* out) {
 bool signature_hex(DigestSlots* slots, std::string_view token, std::string_view timestamp, std::string_view nonce,
                    std::string_view encrypt, SignatureHex& out) {
   std::array<std::string_view, 4> parts{token, timestamp, nonce, encrypt};
-  std::sort(parts.begin(), parts.end());
+  // Sorted as std::sort with operator< would, but the four parts nearly always differ in their
+  // first byte: compared there inline, a memcmp call is left for the rare tie (the sort's
+  // memcmp calls were ~2.5 % of a stream refresh under perf).
+  std::sort(parts.begin(), parts.end(), [](std::string_view a, std::string_view b) {
+    if (!a.empty() && !b.empty() && a.front() != b.front()) {
+      return static_cast<unsigned char>(a.front()) < static_cast<unsigned char>(b.front());
+    }
+    return a < b;
+  });
   EVP_MD_CTX* ctx = slots ? slots->take() : nullptr;
   if (!ctx) ctx = EVP_MD_CTX_new();
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -487,10 +495,9 @@ bool MessageCrypto::encrypt_append(std::string& out, std::string_view message,
   buffer.reserve(framed + pad);
   buffer.append(reinterpret_cast<const char*>(random_prefix.data()), random_prefix.size());
   const auto n = static_cast<std::uint32_t>(message.size());
-  buffer += static_cast<char>((n >> 24) & 0xff);
-  buffer += static_cast<char>((n >> 16) & 0xff);
-  buffer += static_cast<char>((n >> 8) & 0xff);
-  buffer += static_cast<char>(n & 0xff);
+  const char length[4] = {static_cast<char>((n >> 24) & 0xff), static_cast<char>((n >> 16) & 0xff),
+                          static_cast<char>((n >> 8) & 0xff), static_cast<char>(n & 0xff)};
+  buffer.append(length, sizeof length);
   buffer.append(message);
   buffer.append(receive_id_);
   buffer.append(pad, static_cast<char>(pad));

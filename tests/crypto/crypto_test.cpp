@@ -1,6 +1,9 @@
 #include "crypto/crypto.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
 
 #include <array>
 #include <atomic>
@@ -61,6 +64,35 @@ TEST(Signature, SortsTheFourStringsBeforeHashing) {
   // The order of arguments must not matter: WeCom sorts them.
   EXPECT_EQ(compute_signature("a", "b", "c", "d"), compute_signature("d", "c", "b", "a"));
   EXPECT_EQ(compute_signature("a", "b", "c", "d").size(), 40u);
+}
+
+// The signature is SHA-1 over the four strings in std::sort order, byte for byte, including
+// ties in the first byte (a timestamp and a nonce that both start with '1'), prefixes, empty
+// parts and bytes above 0x7F (ordered as unsigned, as std::string_view compares).
+TEST(Signature, OrdersPartsExactlyAsStdSortDoes) {
+  const std::array<std::array<std::string, 4>, 7> cases = {{
+      {"token", "1409659813", "1372623149", "ENCRYPTED"},
+      {"1", "12", "123", "1234"},
+      {"abc", "abd", "ab", "abc"},
+      {"", "x", "", "y"},
+      {"\x80z", "\x7fz", "\xff", "a"},
+      {"same", "same", "same", "same"},
+      {"Zeta", "alpha", "_under", "9nine"},
+  }};
+  const MessageCrypto crypto(*AesKey::from_encoding_aes_key(std::string(43, 'A')), "");
+  for (const auto& c : cases) {
+    std::array<std::string, 4> sorted = c;
+    std::sort(sorted.begin(), sorted.end());
+    const std::string joined = sorted[0] + sorted[1] + sorted[2] + sorted[3];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    ASSERT_EQ(EVP_Digest(joined.data(), joined.size(), md, &md_len, EVP_sha1(), nullptr), 1);
+    const std::string expected = to_hex(std::string_view(reinterpret_cast<const char*>(md), md_len));
+    for (std::size_t r = 0; r < 4; ++r) {  // every rotation of the arguments
+      EXPECT_EQ(compute_signature(c[r], c[(r + 1) % 4], c[(r + 2) % 4], c[(r + 3) % 4]), expected) << joined;
+      EXPECT_EQ(crypto.signature(c[r], c[(r + 1) % 4], c[(r + 2) % 4], c[(r + 3) % 4]), expected) << joined;
+    }
+  }
 }
 
 TEST(MessageCryptoTest, DecryptsVerifyUrlEchostr) {
