@@ -193,11 +193,11 @@ HttpResponse Instance::handle_callback(Account& account, const HttpRequest& requ
   }
   auto plain = account.crypto.decrypt(env->encrypt());
   if (!plain) return fail(&account, request, plain.error());
-  auto msg = message::parse_message(*plain);
-  if (!msg) return fail(&account, request, msg.error());
+  message::Message msg;
+  if (auto error = message::parse_message_into(*plain, msg)) return fail(&account, request, *error);
 
   account.last_inbound_ms.store(now_ms(), std::memory_order_relaxed);
-  auto reply = handle_message(account, *msg);
+  auto reply = handle_message(account, msg);
   if (!reply) return fail(&account, request, reply.error());
 
   HttpResponse response;

@@ -279,7 +279,7 @@ std::string_view to_string(MsgType type) {
   return "unsupported";
 }
 
-Result<Message> parse_message(std::string_view plaintext) {
+std::optional<Error> parse_message_into(std::string_view plaintext, Message& out) {
   std::size_t i = 0;
   while (i < plaintext.size() && (plaintext[i] == ' ' || plaintext[i] == '\n' || plaintext[i] == '\r' || plaintext[i] == '\t')) ++i;
   if (i == plaintext.size()) return bad("decrypted message is empty");
@@ -289,18 +289,19 @@ Result<Message> parse_message(std::string_view plaintext) {
     return bad("decrypted message is not valid UTF-8 (byte " + std::to_string(bad_at) + ")");
   }
   const std::string_view text = plaintext.substr(i);
-  if (text.front() != '<') {
-    // Most messages take the single-pass reader, straight into the model; anything it does
-    // not cover, including every error, goes through nlohmann (message_fast_path.h).
-    Message common;
-    if (detail::read_common_json_message(text, common)) {
-      if (auto error = check_model(common)) return *error;
-      return common;
-    }
-  }
+  out = Message{};
+  // Most messages take the single-pass reader, straight into the caller's model; anything it
+  // does not cover, including every error, goes through nlohmann (message_fast_path.h).
+  if (text.front() != '<' && detail::read_common_json_message(text, out)) return check_model(out);
   auto msg = text.front() == '<' ? parse_xml_message(text) : detail::parse_json_message_full(text);
-  if (!msg) return msg;
-  if (auto error = check_model(*msg)) return *error;
+  if (!msg) return msg.error();
+  out = std::move(*msg);
+  return check_model(out);
+}
+
+Result<Message> parse_message(std::string_view plaintext) {
+  Message msg;
+  if (auto error = parse_message_into(plaintext, msg)) return *std::move(error);
   return msg;
 }
 

@@ -50,6 +50,9 @@ struct Message {
 // "missing from.userid", ...). Unknown msgtypes parse as MsgType::Unsupported (the caller
 // decides; WeCom adds types over time).
 Result<Message> parse_message(std::string_view plaintext);
+// The same into `out` (a model the caller owns, filled in place: the request path avoids moving
+// a dozen strings). On an error `out` is unspecified.
+std::optional<Error> parse_message_into(std::string_view plaintext, Message& out);
 
 // Reply plaintexts.
 struct ReplyImage {
