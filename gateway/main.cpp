@@ -331,6 +331,19 @@ bool is_loopback(const std::string& addr) {
   return addr.rfind("127.", 0) == 0 || addr == "::1" || addr.rfind("::ffff:127.", 0) == 0;
 }
 
+// A reverse proxy or tunnel on this machine connects from 127.0.0.1, so the peer address alone
+// would let it forward /status from the internet. The headers such proxies add (Caddy, Traefik
+// and the usual nginx setups: X-Forwarded-*; RFC 7239 Forwarded; Cloudflare Tunnel; Tailscale
+// Funnel) mark a request that came from elsewhere; a local client (`channels status`, curl)
+// sends none of them.
+bool forwarded_by_a_proxy(const httplib::Request& req) {
+  for (const char* header : {"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP", "CF-Connecting-IP",
+                             "True-Client-IP", "Tailscale-Funnel-Request"}) {
+    if (req.has_header(header)) return true;
+  }
+  return false;
+}
+
 int run_gateway(const Cli& cli, const std::string& argv0) {
   // Signals are taken by sigwait on this thread; every thread started below inherits the mask.
   sigset_t signals;
@@ -427,7 +440,8 @@ int run_gateway(const Cli& cli, const std::string& argv0) {
   }
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
   server.Get("/status", [&](const httplib::Request& req, httplib::Response& res) {
-    if (!is_loopback(req.remote_addr)) {  // never public: counters and last errors stay local
+    // Never public: counters and last errors stay local.
+    if (!is_loopback(req.remote_addr) || forwarded_by_a_proxy(req)) {
       res.status = 404;
       res.set_content("not found", "text/plain");
       return;

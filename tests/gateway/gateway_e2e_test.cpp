@@ -183,6 +183,14 @@ TEST(GatewayE2E, ServesTheWebhookAndStopsCleanlyOnSigterm) {
     EXPECT_EQ(account["counters"]["messages"], 1);
   }
   EXPECT_TRUE(saw_bot) << status->body;
+  // Through a reverse proxy on this machine the peer is 127.0.0.1 too; the proxy's headers keep
+  // /status private all the same.
+  for (const char* header : {"X-Forwarded-For", "Forwarded", "x-real-ip", "CF-Connecting-IP"}) {
+    auto proxied = client.Get("/status", {{header, "203.0.113.7"}});
+    ASSERT_TRUE(proxied);
+    EXPECT_EQ(proxied->status, 404) << header;
+    EXPECT_EQ(proxied->body.find("accounts"), std::string::npos) << header;
+  }
 
   // SIGTERM: a clean exit 0 within the grace period plus a little.
   gateway.process().signal(SIGTERM);
