@@ -288,9 +288,11 @@ constexpr std::size_t kJsonReplyFraming = 64;  // keys, quotes and braces around
 }  // namespace
 
 JsonReplyWriter::JsonReplyWriter(std::size_t encrypt_size) {
+  constexpr std::string_view kHead = "{\"encrypt\":\"";
+  static_assert(kHead.size() == kEncryptStart);
   // The signature is 40 hex digits, the timestamp 10 digits, the nonce short: 128 covers them.
   body_.reserve(encrypt_size + kJsonReplyFraming + 128);
-  body_ = "{\"encrypt\":\"";
+  body_ = kHead;
 }
 
 std::string JsonReplyWriter::finish(std::string_view signature, std::string_view timestamp,

@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
 
-
 namespace cwc::message {
 namespace {
 

@@ -23,8 +23,8 @@ MsgType msg_type_of(std::string_view msgtype);
 // file and stream-refresh messages: an object of strings and objects of strings, no arrays,
 // numbers or \u escapes). "No message" means "not in that subset, or it would be an error": the
 // caller then runs the full parser, which owns every error message. For valid UTF-8 text (the
-// only text parse_message lets through: it checks the whole plaintext first), a Message it
-// returns equals what parse_json_message_full returns for the same text; that is the property
+// only text parse_message lets through: it checks the whole plaintext first), the Message it
+// produces equals what parse_json_message_full returns for the same text; that is the property
 // fuzz_message checks on every input.
 // It fills `msg` (a default-constructed one) in place and returns true; false leaves `msg` in
 // an unspecified state, to be discarded.

@@ -2,7 +2,7 @@
 // Oracle: the single-pass JSON reader agrees with the full parser wherever it answers; a parsed
 // message honours the model's promises (ids present where required, bounded, valid UTF-8
 // everywhere: the host is promised UTF-8 strings); a failure is BadMessage. The stream reply
-// writer (which skips 8 clean bytes at a time) writes any bytes exactly as nlohmann does.
+// writer (which skips clean text 16 bytes at a time) writes any bytes exactly as nlohmann does.
 #include <nlohmann/json.hpp>
 
 #include "common/text_checks.h"
