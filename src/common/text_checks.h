@@ -18,8 +18,9 @@ inline bool is_valid_utf8(std::string_view s) { return invalid_utf8_offset(s) ==
 enum class Alphabet { Base64, Base64Padded, Base64PaddedUrlSafe };
 
 // True when every byte of `s` is in `alphabet`. Sixteen bytes per step with SSE2, eight without
-// (these checks run over every ciphertext, ~700 bytes per request in each direction; a table
-// lookup per byte was 8 % of a stream refresh).
+// (these checks run over every request ciphertext, in the envelope and again in the strict
+// decoder, and over the reply's other fields; a table lookup per byte was 8 % of a stream
+// refresh).
 bool all_in_alphabet(std::string_view s, Alphabet alphabet);
 
 // Offset of the first byte at or after `pos` that a JSON string cannot hold as it is ('"', '\\'
